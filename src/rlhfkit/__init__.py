@@ -1,0 +1,32 @@
+"""rlhfkit: align a fine-tuned language model with human preferences.
+
+The Python API mirrors the CLI: `train_dpo(DPOConfig(...))`, `train_sft(SFTConfig(...))`. Heavy modules
+(torch, transformers) load on first use, so `import rlhfkit` stays fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["DPOConfig", "SFTConfig", "train_dpo", "train_sft", "load_preferences", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DPOConfig", "SFTConfig"):
+        from rlhfkit import config
+
+        return getattr(config, name)
+    if name == "train_dpo":
+        from rlhfkit.trainers.dpo import train_dpo
+
+        return train_dpo
+    if name == "train_sft":
+        from rlhfkit.trainers.sft import train_sft
+
+        return train_sft
+    if name == "load_preferences":
+        from rlhfkit.data.io import load_preferences
+
+        return load_preferences
+    raise AttributeError(f"module 'rlhfkit' has no attribute {name!r}")

@@ -1,0 +1,22 @@
+"""Every shipped config loads into its stage's config class and validates."""
+from pathlib import Path
+
+import pytest
+
+from rlhfkit.config import DPOConfig, SFTConfig, build_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CLASSES = {"dpo": DPOConfig, "sft": SFTConfig}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_config_loads(path):
+    cfg = build_config(CLASSES[path.parent.name], yaml_path=str(path))
+    import yaml
+
+    for k, v in yaml.safe_load(path.read_text()).items():
+        assert getattr(cfg, k) == v, k
+
+
+def test_there_are_configs_for_each_stage():
+    assert {p.parent.name for p in CONFIGS.glob("*/*.yaml")} == set(CLASSES)

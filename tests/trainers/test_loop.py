@@ -1,0 +1,68 @@
+"""Loop plumbing: schedules, batching, atomic folders, activation checkpointing parity, precision choice."""
+import pytest
+import torch
+
+from rlhfkit.trainers import loop
+
+
+def test_lr_schedule_by_hand():
+    f = lambda s, kind: loop.lr_lambda(s, total=10, warmup=2, kind=kind)  # noqa: E731
+    assert [f(s, "constant") for s in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]
+    assert [f(s, "linear") for s in (2, 6, 10)] == [1.0, 0.5, 0.0]
+    assert f(6, "cosine") == pytest.approx(0.5) and f(10, "cosine") == pytest.approx(0.0)
+
+
+def test_epoch_batches_are_a_pure_function_of_epoch_and_seed():
+    lengths = list(range(100))
+    a = loop.epoch_batches(lengths, 8, epoch=1, seed=3, shuffle=True, group_by_length=True)
+    assert a == loop.epoch_batches(lengths, 8, epoch=1, seed=3, shuffle=True, group_by_length=True)
+    assert a != loop.epoch_batches(lengths, 8, epoch=2, seed=3, shuffle=True, group_by_length=True)
+    assert sorted(i for b in a for i in b) == lengths                  # every example once
+    seq = loop.epoch_batches(lengths, 8, epoch=0, seed=0, shuffle=False, group_by_length=False)
+    assert seq[0] == list(range(8)) and seq[-1] == [96, 97, 98, 99]   # file order
+    grouped = loop.epoch_batches(lengths, 10, epoch=0, seed=0, shuffle=True, group_by_length=True)
+    assert max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in grouped) < 20
+
+
+def test_atomic_dir_leaves_target_intact_on_failure(tmp_path):
+    target = tmp_path / "ck"
+    with loop.atomic_dir(target) as d:
+        (d / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with loop.atomic_dir(target) as d:
+            (d / "a").write_text("2")
+            raise RuntimeError("crash mid-write")
+    assert (target / "a").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
+
+
+@pytest.mark.parametrize("mode", ["selective", "full"])
+def test_activation_checkpointing_gives_the_same_gradients(tiny_tokenizer, mode):
+    from conftest import make_model
+
+    from rlhfkit.data.collate import pack_groups
+    from rlhfkit.models.forward import sequence_logprobs
+
+    batch = pack_groups([([5, 6, 7], [[8, 9], [10]]), ([11, 12], [[13, 14, 15]])], pad_id=0)
+    grads = []
+    for m in ("off", mode):
+        model = make_model(tiny_tokenizer, seed=3).train()
+        loop.enable_activation_checkpointing(model, m)
+        lp = sequence_logprobs(model, batch)
+        lp.sum().backward()
+        grads.append((lp.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-6, rtol=0)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from rlhfkit.config import DPOConfig
+    import rlhfkit.models.forward as fwd
+
+    cfg = DPOConfig(precision="auto")
+    monkeypatch.setattr(fwd, "native_bf16", lambda d: True)
+    assert loop.resolve_precision(cfg, torch.device("cpu")).precision == "bf16"
+    monkeypatch.setattr(fwd, "native_bf16", lambda d: False)
+    assert loop.resolve_precision(cfg, torch.device("cpu")).precision == "fp32"
+    assert loop.resolve_precision(DPOConfig(precision="bf16"), torch.device("cpu")).precision == "bf16"
