@@ -57,6 +57,26 @@ class PackedBatch:
                              else getattr(self, k) for k in self.__dataclass_fields__))
 
 
+def _balanced(lengths: Sequence[int], n_rows: int) -> list[list[int]]:
+    """Longest first, each group into the currently emptiest row: rows of nearly equal fill."""
+    rows: list[list[int]] = [[] for _ in range(n_rows)]
+    fill = [0] * n_rows
+    for g in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        r = min(range(n_rows), key=fill.__getitem__)
+        rows[r].append(g)
+        fill[r] += lengths[g]
+    return rows
+
+
+def _pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Rows for the groups: as few as first-fit needs at `capacity`, then re-balanced so that the fullest row
+    (the length every row is padded to) is as short as possible."""
+    first = _first_fit(lengths, capacity)
+    even = _balanced(lengths, len(first))
+    fullest = lambda rows: max(sum(lengths[g] for g in r) for r in rows)  # noqa: E731
+    return even if fullest(even) <= fullest(first) else first
+
+
 def _first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     """Bin-pack group indices into rows of `capacity` tokens, longest first."""
     rows: list[list[int]] = []
@@ -85,7 +105,7 @@ def pack_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
     """
     glens = [len(p) + sum(len(c) for c in cs) for p, cs in groups]
     capacity = max(max(glens), row_length or 0)
-    rows = _first_fit(glens, capacity) if pack else [[g] for g in range(len(groups))]
+    rows = _pack_rows(glens, capacity) if pack else [[g] for g in range(len(groups))]
     L = max(sum(glens[g] for g in members) for members in rows)  # no row longer than its fullest member
     R = len(rows)
     input_ids = torch.full((R, L), pad_id, dtype=torch.long)

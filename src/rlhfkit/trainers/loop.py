@@ -201,10 +201,18 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
 
     from torch.utils.checkpoint import create_selective_checkpoint_contexts
 
+    import warnings
+
     kwargs: dict = {"use_reentrant": False}
     if mode == "selective":
         kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts, _save_matmuls_policy)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    base = model.get_base_model() if is_peft(model) else model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # PEFT still asks transformers 5 by the old names
+        if hasattr(base, "activation_checkpointing_enable"):
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def return_freed_memory_to_os() -> None:
