@@ -265,3 +265,15 @@ def test_eval_only_json(tiny_model_dir, pairs_file, tmp_path, capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["eval/rewards/accuracies"] > 0.9 and "eval/loss" in out        # reference read from the run
+
+
+def test_report_to_tensorboard(tiny_model_dir, pairs_file, tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tracking] extra is not installed")
+    dpo.train_dpo(cfg_for(tiny_model_dir, pairs_file, tmp_path / "o", max_steps=2, report_to=["tensorboard"]))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (tmp_path / "o" / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    assert "rewards/accuracies" in acc.Tags()["scalars"]

@@ -66,3 +66,18 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(fwd, "native_bf16", lambda d: False)
     assert loop.resolve_precision(cfg, torch.device("cpu")).precision == "fp32"
     assert loop.resolve_precision(DPOConfig(precision="bf16"), torch.device("cpu")).precision == "bf16"
+
+
+def test_fp32_adapters_compute_lora_in_fp32_under_autocast(tiny_tokenizer):
+    from conftest import make_model
+
+    from rlhfkit.config import DPOConfig
+
+    model = loop.apply_lora(make_model(tiny_tokenizer), DPOConfig(lora_r=4))
+    assert loop.fp32_adapters(model) == 2 * 7 * 2                     # A and B, 7 targets, 2 layers
+    seen = []
+    a = model.base_model.model.model.layers[0].self_attn.q_proj.lora_A["default"]
+    a.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=torch.tensor([[5, 6, 7]])).logits
+    assert seen == [torch.float32] and torch.isfinite(out).all()

@@ -202,6 +202,8 @@ def load_models(cfg: DPOConfig, device: torch.device) -> tuple[Any, Any, bool]:
     loop.disable_dropout(policy)
     if cfg.lora:
         policy = loop.apply_lora(policy, cfg)
+        if cfg.precision == "bf16" and not native_bf16(device):
+            loop.fp32_adapters(policy)
     loop.enable_activation_checkpointing(policy, cfg.activation_checkpointing)
     policy.to(device)
     if cfg.lora and not cfg.reference:

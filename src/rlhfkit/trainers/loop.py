@@ -233,6 +233,26 @@ def return_freed_memory_to_os() -> None:
         pass
 
 
+def _fp32_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.nn.functional.linear(x.float(), self.weight, self.bias)
+
+
+def fp32_adapters(model: Any) -> int:
+    """Run the LoRA A/B projections in fp32 (autocast off for them); returns how many were switched.
+
+    For CPUs that emulate bf16: there, the adapters' thin GEMMs (N = r) run far slower in bf16 than in fp32, and
+    fp32 is also the more precise choice. The base layers keep following autocast."""
+    import types
+
+    n = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and (".lora_A." in f".{name}." or ".lora_B." in f".{name}."):
+            module.forward = types.MethodType(_fp32_linear, module)
+            n += 1
+    return n
+
+
 def disable_dropout(model: torch.nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):

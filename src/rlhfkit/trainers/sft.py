@@ -17,7 +17,7 @@ from rlhfkit.config import SFTConfig, save_config, to_dict
 from rlhfkit.data.collate import PackedBatch, pack_groups
 from rlhfkit.data.tokenize import TokenizedCompletion, tokenize_completion
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.models.forward import CompletionLogprobs, completion_logprobs
+from rlhfkit.models.forward import CompletionLogprobs, completion_logprobs, native_bf16
 from rlhfkit.trainers import loop
 
 
@@ -105,6 +105,8 @@ def train_sft(cfg: SFTConfig) -> Path:
     loop.disable_dropout(model)
     if cfg.lora:
         model = loop.apply_lora(model, cfg)
+        if cfg.precision == "bf16" and not native_bf16(device):
+            loop.fp32_adapters(model)
     loop.enable_activation_checkpointing(model, cfg.activation_checkpointing)
     model.to(device)
 
