@@ -54,7 +54,7 @@ def workload_file(path: Path) -> Path:
     return path
 
 
-def run_ours(mode: str, steps: int, prefix_sharing: bool) -> dict:
+def run_ours(mode: str, steps: int, prefix_sharing: bool, release_memory: bool) -> dict:
     import resource
 
     import torch
@@ -70,7 +70,7 @@ def run_ours(mode: str, steps: int, prefix_sharing: bool) -> dict:
         batch_size=BATCH, max_steps=steps, learning_rate=5e-7, lr_scheduler="constant", warmup_steps=0,
         max_length=384, max_prompt_length=256, beta=0.1, loss_type="sigmoid", precision="bf16",
         shuffle=False, group_by_length=False, use_chat_template=False, save_steps=0, seed=42,
-        prefix_sharing=prefix_sharing, progress=False)
+        prefix_sharing=prefix_sharing, release_memory=release_memory, progress=False)
     t0 = time.perf_counter()
     train_dpo(cfg)
     total = time.perf_counter() - t0
@@ -86,7 +86,7 @@ def run_ours(mode: str, steps: int, prefix_sharing: bool) -> dict:
         "final_loss": rows[-1]["train/loss"], "losses": [round(r["train/loss"], 6) for r in rows],
         "step_seconds": [round(s, 3) for s in secs],
         "tokens_per_step": [round(r["perf/tokens_per_sec"] * r["perf/step_seconds"]) for r in rows],
-        "prefix_sharing": prefix_sharing, "precision": "bf16 autocast (fp32 master weights)",
+        "prefix_sharing": prefix_sharing, "release_memory": release_memory, "precision": "bf16 autocast (fp32 master weights)",
         "torch_threads": torch.get_num_threads(), "wall_seconds_incl_setup": round(total, 1),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("modes", nargs="*", help="dpo-full and/or dpo-lora (default: both)")
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--no-prefix-sharing", action="store_true")
+    ap.add_argument("--no-release-memory", dest="release_memory", action="store_false",
+                    help="skip the per-step malloc_trim")
     ap.add_argument("--trl", action="store_true", help="also run TRL's harness, alternating with ours")
     ap.add_argument("--trl-python", default=os.environ.get("TRL_PYTHON", "/tmp/trl-venv/bin/python"))
     ap.add_argument("--repeat", type=int, default=1, help="rounds (ours, TRL) per mode")
@@ -126,7 +128,8 @@ def main() -> None:
     if set(args.modes) - {"dpo-full", "dpo-lora"}:
         ap.error(f"unknown workload(s) {sorted(set(args.modes) - {'dpo-full', 'dpo-lora'})}")
     if args._child:  # one workload in this process
-        print(json.dumps(run_ours(args._child, args.steps, not args.no_prefix_sharing)), flush=True)
+        print(json.dumps(run_ours(args._child, args.steps, not args.no_prefix_sharing, args.release_memory)),
+              flush=True)
         return
 
     results = []
@@ -135,6 +138,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--_child", mode, "--steps", str(args.steps)]
             if args.no_prefix_sharing:
                 cmd.append("--no-prefix-sharing")
+            if not args.release_memory:
+                cmd.append("--no-release-memory")
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 raise SystemExit(f"{mode} failed:\n{out.stderr[-3000:]}")

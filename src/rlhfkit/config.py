@@ -63,6 +63,8 @@ class TrainConfig:
     max_prompt_length: Optional[int] = f(256, "max prompt tokens (left-truncated)")
     activation_checkpointing: str = f("selective", "off | selective (recompute element-wise ops: ~60% less "
                                                    "activation memory, a few % slower) | full (recompute layers)")
+    release_memory: bool = f(True, "give freed memory back to the OS after every step (glibc malloc_trim): "
+                                   "lower peak RSS for a few page faults")
     shuffle: bool = f(True, "shuffle the training examples each epoch (seeded)")
     group_by_length: bool = f(True, "order each epoch into batches of similar length (less padding)")
     seed: int = f(42, "random seed (data order, LoRA init)")

@@ -245,7 +245,6 @@ def train_dpo(cfg: DPOConfig) -> Path:
     device = accelerator.device
     main = accelerator.is_main_process
     cfg = loop.resolve_precision(cfg, device)
-    loop.return_freed_memory_to_os()
     loop.seed_everything(cfg.seed)
 
     # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
@@ -331,6 +330,8 @@ def train_dpo(cfg: DPOConfig) -> Path:
                 tokens_seen += batch.num_tokens
             # 4c. clip, NaN guard, optimizer step (skipped on a non-finite loss or gradient)
             grad_norm = loop.apply_update(accelerator, policy, optimizer, scheduler, guard, cfg.max_grad_norm, ok)
+            if cfg.release_memory:
+                loop.trim_freed_memory()
             step += 1
             if guard.should_stop():
                 bar.close()

@@ -215,20 +215,19 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def return_freed_memory_to_os() -> None:
-    """Ask glibc to serve allocations above 128 KiB with mmap and give them back on free.
+def trim_freed_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc `malloc_trim`); called once per optimizer step.
 
-    By default glibc raises that threshold after the first large free (up to 32 MiB), so activation-sized
-    blocks then come from the heap and are kept after free: the process's RSS keeps the high-water mark of a
-    fragmented heap. Measured on the DPO workload: peak RSS -0.5 GB, same step time. No-op off glibc."""
+    glibc keeps freed activation blocks in its heap; the next step's differently sized requests then fragment it
+    and the process's RSS ratchets up to a high-water mark well above what is live. Trimming once per step keeps
+    each step's peak at what that step needs, for one page fault per reused page per step (cheaper than making
+    every large allocation a fresh mmap, which measured 1.7x slower steps). No-op off glibc."""
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
-        M_MMAP_THRESHOLD = -3
-        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 

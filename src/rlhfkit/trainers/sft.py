@@ -85,7 +85,6 @@ def train_sft(cfg: SFTConfig) -> Path:
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
     device, main = accelerator.device, accelerator.is_main_process
     cfg = loop.resolve_precision(cfg, device)
-    loop.return_freed_memory_to_os()
     loop.seed_everything(cfg.seed)
 
     # 1. data: load (errors stop here) -> split -> tokenise
@@ -151,6 +150,8 @@ def train_sft(cfg: SFTConfig) -> Path:
                 rows.append(m)
                 tokens += batch.num_tokens
             grad_norm = loop.apply_update(accelerator, model, optimizer, scheduler, guard, cfg.max_grad_norm, ok)
+            if cfg.release_memory:
+                loop.trim_freed_memory()
             step += 1
             if guard.should_stop():
                 bar.close()
