@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RlhfkitError as e:
-        print(f"rlhfkit: error: {e}", file=sys.stderr)
+        kind = "" if e.exit_code == 130 else "error: "  # a requested stop (Ctrl-C) is not an error
+        print(f"rlhfkit: {kind}{e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("rlhfkit: interrupted", file=sys.stderr)
