@@ -113,7 +113,8 @@ def evaluate(policy: Any, ref_model: Any, data: PairData, cfg: DPOConfig, pad_id
     policy.eval()
     totals: dict[str, float] = {}
     n = 0
-    order = sorted(range(len(data.pairs)), key=lambda i: -data.lengths()[i])  # similar lengths together
+    lengths = data.lengths()
+    order = sorted(range(len(data.pairs)), key=lambda i: -lengths[i])  # similar lengths together
     with torch.no_grad():
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]

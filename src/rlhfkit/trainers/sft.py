@@ -125,6 +125,7 @@ def train_sft(cfg: SFTConfig) -> Path:
     logger = loop.MetricsLogger(out, cfg.report_to, to_dict(cfg), resume_step=step, enabled=main)
     guard = loop.NanGuard(cfg.max_bad_steps, skipped)
     lengths = [len(t.prompt_ids) + len(t.completion_ids) for t in train]
+    epochs: dict[int, list[list[int]]] = {}
 
     # 4. the loop
     bar = loop.progress_bar(total_steps, step, "sft", cfg.progress and main)
@@ -135,8 +136,11 @@ def train_sft(cfg: SFTConfig) -> Path:
             rows, tokens, ok = [], 0, True
             for a in range(cfg.gradient_accumulation_steps):
                 epoch, i = divmod(micro, per_epoch)
-                idx = loop.epoch_batches(lengths, cfg.batch_size, epoch=epoch, seed=cfg.seed, shuffle=cfg.shuffle,
-                                         group_by_length=cfg.group_by_length)[i]
+                if epoch not in epochs:  # the epoch's batch order, computed once per epoch
+                    epochs.clear()
+                    epochs[epoch] = loop.epoch_batches(lengths, cfg.batch_size, epoch=epoch, seed=cfg.seed,
+                                                       shuffle=cfg.shuffle, group_by_length=cfg.group_by_length)
+                idx = epochs[epoch][i]
                 micro += 1
                 batch = pack([train[j] for j in idx], pad_id, cfg, device)
                 with loop.autocast(device, cfg.precision):
