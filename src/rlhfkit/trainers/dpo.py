@@ -9,6 +9,7 @@ One plain function, read top to bottom. What makes it fast on a CPU (docs/perfor
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -77,17 +78,9 @@ def reference_logps(ref_model: Any, batch: PackedBatch, precision: str, adapter_
     device = batch.input_ids.device
     fp32_weights = next(ref_model.parameters()).dtype == torch.float32
     use_autocast = precision == "bf16" and fp32_weights and native_bf16(device)
-    with (ref_model.disable_adapter() if adapter_off else _null()), \
-            (loop.autocast(device, precision) if use_autocast else _null()):
+    with (ref_model.disable_adapter() if adapter_off else contextlib.nullcontext()), \
+            (loop.autocast(device, precision) if use_autocast else contextlib.nullcontext()):
         return sequence_logprobs(ref_model, batch).float()
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 def batch_metrics(losses: torch.Tensor, pc: torch.Tensor, pr: torch.Tensor, cr: torch.Tensor,
@@ -316,7 +309,8 @@ def train_dpo(cfg: DPOConfig) -> Path:
                 # 4a. reference log-probs (precomputed, frozen copy, or adapter off) -- no grad
                 ref = _ref_for(idx, batch, train, ref_model, cfg, adapter_off)
                 # 4b. one policy forward over [prompt, chosen, rejected] rows; loss; backward
-                sync = accelerator.no_sync(scorer) if a < cfg.gradient_accumulation_steps - 1 else _null()
+                last = a == cfg.gradient_accumulation_steps - 1
+                sync = contextlib.nullcontext() if last else accelerator.no_sync(scorer)
                 with sync:
                     with loop.autocast(device, cfg.precision):
                         pol = scorer(batch).float()

@@ -564,16 +564,6 @@ def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Any:
                 file=sys.stderr, unit="step")
 
 
-class Timer:
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-
-    def lap(self) -> float:
-        now = time.perf_counter()
-        dt, self.t = now - self.t, now
-        return dt
-
-
 # ----------------------------------------------------------------------------------------------
 # guards
 # ----------------------------------------------------------------------------------------------
