@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from rlhfkit.config import DPOConfig, SFTConfig, build_config
+from rlhfkit.config import DPOConfig, RewardConfig, SFTConfig, build_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-CLASSES = {"dpo": DPOConfig, "sft": SFTConfig}
+CLASSES = {"dpo": DPOConfig, "rm": RewardConfig, "sft": SFTConfig}
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")

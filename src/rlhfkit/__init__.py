@@ -1,6 +1,7 @@
 """rlhfkit: align a fine-tuned language model with human preferences.
 
-The Python API mirrors the CLI: `train_dpo(DPOConfig(...))`, `train_sft(SFTConfig(...))`. Heavy modules
+The Python API mirrors the CLI: `train_dpo(DPOConfig(...))`, `train_sft(SFTConfig(...))`,
+`train_rm(RewardConfig(...))`, `score(reward_model, prompts, responses)`. Heavy modules
 (torch, transformers) load on first use, so `import rlhfkit` stays fast.
 """
 from __future__ import annotations
@@ -9,11 +10,24 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["DPOConfig", "SFTConfig", "train_dpo", "train_sft", "load_preferences", "__version__"]
+__all__ = ["DPOConfig", "RewardConfig", "SFTConfig", "train_dpo", "train_rm", "train_sft", "score", "RewardScorer",
+           "load_reward_model", "load_preferences", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("DPOConfig", "SFTConfig"):
+    if name == "train_rm":
+        from rlhfkit.trainers.reward import train_rm
+
+        return train_rm
+    if name in ("score", "RewardScorer"):
+        from rlhfkit.models import scorer
+
+        return getattr(scorer, name)
+    if name == "load_reward_model":
+        from rlhfkit.models.load import load_reward_model
+
+        return load_reward_model
+    if name in ("DPOConfig", "SFTConfig", "RewardConfig"):
         from rlhfkit import config
 
         return getattr(config, name)

@@ -1,4 +1,4 @@
-"""Training verbs of the CLI (`rlhfkit sft`, `rlhfkit dpo`): flags are generated from the config dataclasses,
+"""Training verbs of the CLI (`rlhfkit sft`, `rlhfkit dpo`, `rlhfkit rm train|eval|score`): flags are generated from the config dataclasses,
 so every config key is also a flag and a YAML key (`--config file.yaml`, flags override it)."""
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 
-from rlhfkit.config import DPOConfig, SFTConfig, add_config_args, build_config
+from pathlib import Path
+
+from rlhfkit.config import DPOConfig, RewardConfig, SFTConfig, add_config_args, build_config
+from rlhfkit.errors import RlhfkitError
 
 _SHORT = {"output": "-o"}
 
@@ -24,6 +27,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_args(d, DPOConfig, short=_SHORT)
     d.add_argument("--json", action="store_true", help="with --eval-only: print the metrics as JSON")
     d.set_defaults(func=cmd_dpo)
+    _add_rm(sub)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -51,4 +55,129 @@ def cmd_dpo(args: argparse.Namespace) -> int:
 
     final = train_dpo(cfg)
     print(f"final model: {final}", file=sys.stdout)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# rm: train / eval / score
+# ----------------------------------------------------------------------------------------------
+def _add_rm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rm", help="reward model: train on preference pairs, evaluate, score responses")
+    rsub = p.add_subparsers(dest="rm_verb", metavar="{train,eval,score}")
+    rsub.required = True
+
+    t = rsub.add_parser("train", help="train a reward model (Bradley-Terry) on preference pairs",
+                        description="Train a scalar reward model on preference pairs. Same flags and config "
+                                    "style as `rlhfkit dpo`; rerunning on the same --output resumes.")
+    add_config_args(t, RewardConfig, short=_SHORT)
+    t.set_defaults(func=cmd_rm_train)
+
+    e = rsub.add_parser("eval", help="accuracy, calibration and length bias of a reward model on pairs",
+                        description="Accuracy, mean margin, calibration (ECE), accuracy by response length and "
+                                    "the reward's correlation with length, next to the 'prefer the longer', "
+                                    "'prefer the shorter' and chance baselines on the same pairs.")
+    e.add_argument("--model", required=True, help="reward model folder (e.g. runs/rm/final)")
+    e.add_argument("--data", required=True, help="preference file (any form `rlhfkit data check` reads)")
+    e.add_argument("--data-format", default=None, choices=["explicit", "conversational", "implicit"])
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--json", action="store_true", help="print the report as JSON (stable keys)")
+    e.add_argument("--no-progress", dest="progress", action="store_false")
+    e.set_defaults(func=cmd_rm_eval)
+
+    s = rsub.add_parser("score", help="score (prompt, response) pairs in 0..1 with a reward model",
+                        description="Score = sigmoid((r - mean) / std) with the training rewards' statistics "
+                                    "stored with the model: 0.5 is a typical training response.")
+    s.add_argument("--model", required=True, help="reward model folder")
+    s.add_argument("--prompt", help="one prompt (with --response)")
+    s.add_argument("--response", help="one response (with --prompt)")
+    s.add_argument("--input", help="JSONL with `prompt` and `response` on every line")
+    s.add_argument("--output", "-o", help="with --input: write the lines back here with `score` and `reward` "
+                                         "fields (default: stdout)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.set_defaults(func=cmd_rm_score)
+
+
+def cmd_rm_train(args: argparse.Namespace) -> int:
+    from rlhfkit.trainers.reward import train_rm
+
+    final = train_rm(build_config(RewardConfig, args))
+    print(f"final model: {final}")
+    return 0
+
+
+def cmd_rm_eval(args: argparse.Namespace) -> int:
+    from rlhfkit.eval.reward import format_report
+    from rlhfkit.trainers.reward import eval_rm
+
+    if args.batch_size < 1:
+        raise RlhfkitError("--batch-size must be >= 1")
+    report = eval_rm(args.model, args.data, data_format=args.data_format, batch_size=args.batch_size,
+                     progress=args.progress)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_report(report, title=f"reward model {args.model} on {args.data}"))
+    return 0
+
+
+def read_score_requests(path: str) -> list[dict]:
+    """JSONL lines with `prompt` and `response` (text or chat messages); errors name the line and the field."""
+    from rlhfkit.data.formats import json_type
+
+    p = Path(path)
+    if not p.is_file():
+        raise RlhfkitError(f"{path}: no such file")
+    rows = []
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise RlhfkitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RlhfkitError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(rec, dict):
+            raise RlhfkitError(f"{path}:{n}: expected a JSON object, got {json_type(rec)}")
+        for field in ("prompt", "response"):
+            if not isinstance(rec.get(field), (str, list)):
+                got = "missing" if field not in rec else json_type(rec[field])
+                raise RlhfkitError(f"{path}:{n}: field '{field}' must be text or a list of chat messages, "
+                                   f"got {got}")
+        rows.append(rec)
+    if not rows:
+        raise RlhfkitError(f"{path}: no lines to score")
+    return rows
+
+
+def cmd_rm_score(args: argparse.Namespace) -> int:
+    one = args.prompt is not None or args.response is not None
+    if one == (args.input is not None) or (one and (args.prompt is None or args.response is None)):
+        raise RlhfkitError("give either --prompt and --response, or --input FILE.jsonl")
+    if args.output and not args.input:
+        raise RlhfkitError("--output goes with --input")
+    rows = read_score_requests(args.input) if args.input else [{"prompt": args.prompt, "response": args.response}]
+    from rlhfkit.models.scorer import RewardScorer
+    from rlhfkit.trainers.loop import atomic_write_text, progress_bar
+
+    scorer = RewardScorer(args.model, batch_size=max(args.batch_size, 1), quiet=False)
+    if not scorer.trained:
+        print(f"[rlhfkit] {args.model} has no stored reward statistics (not trained by `rlhfkit rm train`): "
+              "scores are sigmoid(raw reward)", file=sys.stderr)
+    bar = progress_bar(len(rows), 0, "scoring", len(rows) > 1)
+    raw = scorer.rewards([r["prompt"] for r in rows], [r["response"] for r in rows], progress=bar)
+    bar.close()
+    scores = scorer.normalize(raw)
+    if not args.input:
+        print(f"{float(scores[0]):.4f}")
+        return 0
+    text = "".join(json.dumps({**r, "score": round(float(s), 6), "reward": round(float(x), 6)}) + "\n"
+                   for r, s, x in zip(rows, scores, raw))
+    if args.output:
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {len(rows)} scored lines to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0

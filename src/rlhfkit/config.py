@@ -103,6 +103,20 @@ class DPOConfig(TrainConfig):
     eval_only: bool = f(False, "only compute eval/ metrics of --model against --reference on --eval-data")
 
 
+@dataclass
+class RewardConfig(TrainConfig):
+    """`rlhfkit rm train`: a reward model trained with the Bradley-Terry loss on preference pairs."""
+
+    learning_rate: float = f(1e-5, "peak learning rate")
+    center_rewards_coefficient: float = f(0.0, "weight of mean((r_chosen + r_rejected)^2) added to the loss, "
+                                               "keeping rewards centred on 0 (Eisenstein et al. 2023; 0 = off)")
+    use_margin: bool = f(True, "subtract a pair's `margin` field (when present) inside the loss")
+    prefix_sharing: bool = f(True, "compute the shared prompt once per pair (chosen and rejected in one row)")
+    pack_length: int = f(512, "pack pairs into rows of about this many tokens (0 = one pair per row, padded)")
+    stats_pairs: int = f(512, "training pairs scored after training for the stored reward mean/std "
+                              "(0 = all)")
+
+
 C = TypeVar("C", bound=TrainConfig)
 
 
@@ -234,6 +248,8 @@ def validate(cfg: TrainConfig) -> None:
             bad(f"report_to accepts tensorboard, wandb or none, got {t!r}")
     if cfg.data_format not in (None, "explicit", "conversational", "implicit"):
         bad(f"data_format must be explicit, conversational or implicit, got {cfg.data_format!r}")
+    if isinstance(cfg, RewardConfig) and cfg.center_rewards_coefficient < 0:
+        bad(f"center_rewards_coefficient must be >= 0, got {cfg.center_rewards_coefficient}")
     if isinstance(cfg, DPOConfig):
         from rlhfkit.losses.preference import LOSS_TYPES
 

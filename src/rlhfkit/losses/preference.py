@@ -98,13 +98,17 @@ def hinge_loss(chosen_logratios: Tensor, rejected_logratios: Tensor, beta: float
     return torch.relu(1.0 - beta * h)
 
 
-def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | None = None) -> Tensor:
+def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | None = None,
+                       center_coefficient: float = 0.0) -> Tensor:
     """Bradley-Terry pairwise loss for reward models (Ouyang et al. 2022, arXiv:2203.02155, eq. 1, per pair).
 
-        loss = -log sigmoid(r_chosen - r_rejected - margin)
+        loss = -log sigmoid(r_chosen - r_rejected - margin)  +  c * (r_chosen + r_rejected)^2
 
     With a margin (Llama 2, Touvron et al. 2023, eq. 2) the model must separate clearly-better pairs by at least
-    about `margin` before the loss gets small. Matches TRL 1.16's RewardTrainer (without reward centring).
+    about `margin` before the loss gets small. The second term (c = `center_coefficient`, Eisenstein et al. 2023,
+    "Helping or Herding?", sec. 3) keeps rewards centred on 0: Bradley-Terry only sees differences, so without it
+    the mean reward drifts freely. The mean over pairs equals TRL 1.16's RewardTrainer loss with
+    `center_rewards_coefficient=c`.
 
     chosen_rewards, rejected_rewards: (B,) scalar rewards of the chosen / rejected responses.
     margin: (B,) or scalar, optional; None means 0.
@@ -113,7 +117,10 @@ def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin:
     diff = chosen_rewards - rejected_rewards  # (B,)
     if margin is not None:
         diff = diff - margin
-    return -F.logsigmoid(diff)
+    loss = -F.logsigmoid(diff)
+    if center_coefficient:
+        loss = loss + center_coefficient * (chosen_rewards + rejected_rewards) ** 2
+    return loss
 
 
 # Dispatch for preference_loss: each entry takes (chosen_logratios, rejected_logratios, beta, label_smoothing).

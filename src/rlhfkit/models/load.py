@@ -189,3 +189,66 @@ def load_model(name: Optional[str] = None, *, dtype: Any = None, quiet: bool = F
                                  f"{str(e).splitlines()[0]}") from None
     model.eval()
     return model
+
+
+# What `rlhfkit rm train` stores in a reward model's config.json, under one key: the mean and standard deviation
+# of its raw rewards over the training responses (`rlhfkit rm score` maps a raw reward r to
+# sigmoid((r - mean) / std), so 0.5 is a typical training response) and how its inputs were built
+# (use_chat_template, max_length, max_prompt_length), so that scoring tokenises exactly as training did.
+REWARD_INFO_KEY = "rlhfkit_reward"
+
+
+def load_reward_model(name: Optional[str] = None, *, dtype: Any = None, quiet: bool = False, **kwargs: Any) -> Any:
+    """A reward model (`*ForSequenceClassification`, num_labels=1) in eval mode, fp32 unless `dtype` says otherwise.
+
+    `name` is a model name or folder as for `load_model`: a reward model saved by `rlhfkit rm train` (or any
+    sequence-classification checkpoint with one label) keeps its head; a plain causal LM gets a new, randomly
+    initialised head on its backbone (the starting point of `rlhfkit rm train`; seed torch first for a
+    reproducible head)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    from rlhfkit.models.heads import reward_head
+
+    resolved = resolve_model(name, quiet=quiet)
+    try:
+        config = AutoConfig.from_pretrained(resolved.path)
+    except (OSError, ValueError) as e:
+        raise ModelNotFoundError(f"model '{resolved.name}' could not be read from {resolved.path}: "
+                                 f"{str(e).splitlines()[0]}") from None
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    if is_classifier and config.num_labels != 1:
+        raise ModelNotFoundError(f"'{resolved.name}' is a classifier with {config.num_labels} labels; a reward "
+                                 "model has exactly one (a scalar score)")
+    kwargs.setdefault("attn_implementation", "sdpa")
+    verbosity = hf_logging.get_verbosity()
+    try:
+        # a causal LM loaded as a classifier reports its new head and unused LM head: expected here
+        hf_logging.set_verbosity_error()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForSequenceClassification.from_pretrained(
+                resolved.path, num_labels=1, dtype=dtype or torch.float32, **kwargs)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelNotFoundError(f"'{resolved.name}' could not be loaded as a reward model from {resolved.path}: "
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    try:
+        reward_head(model)
+    except TypeError as e:
+        raise ModelNotFoundError(f"'{resolved.name}': {e}") from None
+    if model.config.pad_token_id is None:  # transformers' own forward needs one for batches; we never use it
+        eos = getattr(model.config, "eos_token_id", None)
+        model.config.pad_token_id = eos[0] if isinstance(eos, (list, tuple)) else eos
+    if not is_classifier and not quiet:
+        _note(f"reward model: new scalar head on the backbone of {resolved.name}")
+    model.eval()
+    return model
+
+
+def reward_info(model: Any) -> dict:
+    """What `rlhfkit rm train` stored with a reward model (see REWARD_INFO_KEY); {} for an untrained one."""
+    info = getattr(model.config, REWARD_INFO_KEY, None)
+    return dict(info) if isinstance(info, dict) else {}

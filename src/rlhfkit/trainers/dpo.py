@@ -14,16 +14,15 @@ import hashlib
 import json
 import math
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
-from rlhfkit.config import DPOConfig, save_config, to_dict
-from rlhfkit.data.collate import PackedBatch, pack_pairs
-from rlhfkit.data.tokenize import TokenizedPair, tokenize_pair
+from rlhfkit.config import DPOConfig, save_config
+from rlhfkit.data.collate import PackedBatch
+from rlhfkit.data.pairs import PairData, load_pair_data, pack
+from rlhfkit.data.tokenize import TokenizedPair
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.preference import preference_loss
 from rlhfkit.models.forward import CompletionLogprobs, native_bf16, sequence_logprobs
@@ -32,39 +31,9 @@ from rlhfkit.trainers import loop
 REF_CACHE = "ref_logps.pt"
 
 
-@dataclass
-class PairData:
-    """Tokenised pairs and, when precomputed, their reference log-probs (n, 2): [:, 0] chosen, [:, 1] rejected."""
-
-    pairs: list[TokenizedPair]
-    ref_logps: Optional[torch.Tensor] = None
-
-    def lengths(self) -> list[int]:
-        return [len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids) for p in self.pairs]
-
-
 # ----------------------------------------------------------------------------------------------
 # pieces the loop composes
 # ----------------------------------------------------------------------------------------------
-def tokenize_pairs(examples: Sequence, tokenizer: Any, cfg: DPOConfig, what: str) -> list[TokenizedPair]:
-    out = [tokenize_pair(ex, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length,
-                         use_chat_template=cfg.use_chat_template) for ex in examples]
-    truncated = sum(p.truncated for p in out)
-    mismatch = sum(p.prefix_mismatch for p in out)
-    if truncated:
-        print(f"[rlhfkit] {what}: {truncated} of {len(out)} pairs truncated to max_length={cfg.max_length} "
-              f"(max_prompt_length={cfg.max_prompt_length})", file=sys.stderr)
-    if mismatch:
-        print(f"[rlhfkit] {what}: {mismatch} pairs where the prompt's tokens merge with the response's first "
-              "token; their completion starts one token earlier", file=sys.stderr)
-    return out
-
-
-def pack(pairs: Sequence[TokenizedPair], pad_id: int, cfg: DPOConfig, device: torch.device) -> PackedBatch:
-    return pack_pairs(pairs, pad_id=pad_id, prefix_sharing=cfg.prefix_sharing, row_length=cfg.pack_length,
-                      pack=cfg.pack_length > 0).to(device)
-
-
 def split_chosen_rejected(seq_logps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(2B,) completion sums in chosen-first order -> chosen (B,), rejected (B,)."""
     c, r = seq_logps.view(2, -1)
@@ -169,25 +138,6 @@ def precompute_reference(ref_model: Any, datasets: dict[str, PairData], cfg: DPO
     tmp.replace(path)
 
 
-def load_pair_data(cfg: DPOConfig, tokenizer: Any) -> tuple[PairData, Optional[PairData], bool]:
-    """(train, eval or None, conversational?) from cfg.data / cfg.eval_data / cfg.eval_fraction."""
-    from rlhfkit.data.io import load_preferences, split_examples
-
-    if not cfg.data and not cfg.eval_only:
-        raise RlhfkitError("no training data: give --data FILE (or bundled:support)")
-    train_ex = load_preferences(cfg.data, fmt=cfg.data_format) if cfg.data else []
-    eval_ex = None
-    if cfg.eval_data:
-        eval_ex = load_preferences(cfg.eval_data, fmt=cfg.data_format)
-    elif cfg.eval_fraction > 0 and train_ex:
-        train_ex, eval_ex = split_examples(train_ex, cfg.eval_fraction, cfg.seed)
-    conversational = any(isinstance(e.prompt, list) or isinstance(e.chosen, list)
-                         for e in (train_ex or []) + (eval_ex or []))
-    train = PairData(tokenize_pairs(train_ex, tokenizer, cfg, "train")) if train_ex else PairData([])
-    ev = PairData(tokenize_pairs(eval_ex, tokenizer, cfg, "eval")) if eval_ex else None
-    return train, ev, conversational
-
-
 def load_models(cfg: DPOConfig, device: torch.device) -> tuple[Any, Any, bool]:
     """(policy, reference or None when the LoRA adapter is switched off instead, adapter_off_ref)."""
     from rlhfkit.models.load import load_model
@@ -225,21 +175,10 @@ def _starting_model_name(cfg: DPOConfig) -> str:
 # ----------------------------------------------------------------------------------------------
 def train_dpo(cfg: DPOConfig) -> Path:
     """Train a policy with the DPO-family loss `cfg.loss_type`; returns the final model folder (out/final)."""
-    from accelerate import Accelerator
-
     from rlhfkit.models.load import load_tokenizer
 
-    if not cfg.output:
-        raise RlhfkitError("give --output DIR (rerunning on the same folder resumes)")
-    out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    cfg, out, accelerator = loop.start_run(cfg)
     device = accelerator.device
-    main = accelerator.is_main_process
-    cfg = loop.resolve_precision(cfg, device)
-    loop.seed_everything(cfg.seed)
 
     # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
     tokenizer = load_tokenizer(cfg.model)
@@ -248,7 +187,7 @@ def train_dpo(cfg: DPOConfig) -> Path:
     if not train.pairs:
         raise RlhfkitError(f"{cfg.data}: no training pairs")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if main:
+    if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
 
     # 2. models: policy (trainable), reference (frozen bf16 copy, or the adapter switched off)
@@ -263,107 +202,24 @@ def train_dpo(cfg: DPOConfig) -> Path:
         if not adapter_off:
             ref_model = None  # freed: only the policy stays in memory
 
-    # 3. optimizer, schedule, resume
-    total_steps, per_epoch = loop.total_optimizer_steps(len(train.pairs), cfg)
-    optimizer = loop.make_optimizer(policy, cfg)
-    scheduler = loop.make_scheduler(optimizer, cfg, total_steps)
-    scorer = CompletionLogprobs(policy)
-    scorer, optimizer = accelerator.prepare(scorer, optimizer)
-    step, micro, skipped = 0, 0, 0
-    ckpts = loop.checkpoint_dirs(out)
-    if ckpts:
-        state = loop.load_checkpoint(ckpts[-1], policy, optimizer, scheduler)
-        step, micro, skipped = state["step"], state["micro_step"], state["skipped"]
-        loop.set_rng_state(state["rng"])
-        print(f"[rlhfkit] resuming from {ckpts[-1]} (step {step} of {total_steps})", file=sys.stderr)
-    logger = loop.MetricsLogger(out, cfg.report_to, to_dict(cfg), resume_step=step, enabled=main)
-    guard = loop.NanGuard(cfg.max_bad_steps, skipped)
-    lengths = train.lengths()
-    epoch_cache: dict[int, list[list[int]]] = {}
+    # 3. one micro-batch: reference log-probs (no grad), one policy forward over [prompt, chosen, rejected] rows
+    def micro_step(scorer: torch.nn.Module, idx: list[int]) -> tuple[torch.Tensor, dict, int]:
+        batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
+        ref = _ref_for(idx, batch, train, ref_model, cfg, adapter_off)
+        with loop.autocast(device, cfg.precision):
+            pol = scorer(batch).float()
+        losses, m = dpo_losses(pol, ref, batch, cfg)
+        m["train/loss"] = m.pop("loss")
+        return losses.mean(), m, batch.num_tokens
 
-    def batch_indices(m: int) -> list[int]:
-        epoch, i = divmod(m, per_epoch)
-        if epoch not in epoch_cache:
-            epoch_cache.clear()
-            epoch_cache[epoch] = loop.epoch_batches(lengths, cfg.batch_size, epoch=epoch, seed=cfg.seed,
-                                                    shuffle=cfg.shuffle, group_by_length=cfg.group_by_length)
-        return epoch_cache[epoch][i]
+    # 4. the loop (loop.fit: accumulation, clipping, NaN guard, metrics, eval, checkpoints, resume)
+    evaluate_fn = (lambda: evaluate(policy, ref_model, ev, cfg, pad_id, device, adapter_off)) if ev else None
+    loop.fit(cfg, out, name="dpo", accelerator=accelerator, model=policy, module=CompletionLogprobs(policy),
+             tokenizer=tokenizer, lengths=train.lengths(), micro_step=micro_step, evaluate=evaluate_fn,
+             show={"train/loss": "loss", "rewards/accuracies": "acc"}, unit="pairs")
 
-    def checkpoint() -> Path:
-        return loop.save_checkpoint(out, step, policy, tokenizer, optimizer, scheduler,
-                                    {"micro_step": micro, "skipped": guard.skipped}, cfg.save_total_limit)
-
-    # 4. the loop: one optimizer step = gradient_accumulation_steps packed micro-batches
-    bar = loop.progress_bar(total_steps, step, "dpo", cfg.progress and main)
-    with loop.StopRequest() as stop:
-        while step < total_steps:
-            t0 = time.perf_counter()
-            policy.train()
-            rows: list[dict] = []
-            pairs_seen = tokens_seen = 0
-            ok = True
-            for a in range(cfg.gradient_accumulation_steps):
-                idx = batch_indices(micro)
-                micro += 1
-                batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
-                # 4a. reference log-probs (precomputed, frozen copy, or adapter off) -- no grad
-                ref = _ref_for(idx, batch, train, ref_model, cfg, adapter_off)
-                # 4b. one policy forward over [prompt, chosen, rejected] rows; loss; backward
-                last = a == cfg.gradient_accumulation_steps - 1
-                sync = contextlib.nullcontext() if last else accelerator.no_sync(scorer)
-                with sync:
-                    with loop.autocast(device, cfg.precision):
-                        pol = scorer(batch).float()
-                    losses, m = dpo_losses(pol, ref, batch, cfg)
-                    loss = losses.mean() / cfg.gradient_accumulation_steps
-                    if not guard.check(loss.detach()):
-                        ok = False
-                    else:
-                        accelerator.backward(loss)
-                rows.append(m)
-                pairs_seen += len(idx)
-                tokens_seen += batch.num_tokens
-            # 4c. clip, NaN guard, optimizer step (skipped on a non-finite loss or gradient)
-            grad_norm = loop.apply_update(accelerator, policy, optimizer, scheduler, guard, cfg.max_grad_norm, ok)
-            if cfg.release_memory:
-                loop.trim_freed_memory()
-            step += 1
-            if guard.should_stop():
-                bar.close()
-                logger.close()
-                raise loop.TrainingStopped(loop.nan_stop_message(step, guard, out))
-            # 4d. metrics, eval, checkpoint
-            dt = time.perf_counter() - t0
-            metrics = {("train/loss" if k == "loss" else k): v for k, v in loop.mean_metrics(rows).items()}
-            metrics.update({"grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
-                            "epoch": micro / per_epoch, "train/skipped_steps": guard.skipped,
-                            "perf/pairs_per_sec": pairs_seen / dt, "perf/tokens_per_sec": tokens_seen / dt,
-                            "perf/step_seconds": dt})
-            if ev is not None and cfg.eval_steps > 0 and step % cfg.eval_steps == 0 and step < total_steps:
-                metrics.update(evaluate(policy, ref_model, ev, cfg, pad_id, device, adapter_off))
-            if step % cfg.logging_steps == 0 or step == total_steps:
-                logger.log(step, metrics)
-            bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", acc=f"{metrics['rewards/accuracies']:.2f}")
-            bar.update(1)
-            # periodic checkpoints only after a good update: the last checkpoint is always a good one
-            if main and ((cfg.save_steps > 0 and step % cfg.save_steps == 0 and step < total_steps
-                          and guard.in_a_row == 0) or stop.requested):
-                path = checkpoint()
-                if stop.requested:
-                    bar.close()
-                    logger.close()
-                    raise loop.Interrupted(f"stopped at step {step}; checkpoint written to {path}. "
-                                           "Rerun the same command to resume.")
-    bar.close()
-
-    # 5. final evaluation and the model under out/final
-    if ev is not None:
-        final_eval = evaluate(policy, ref_model, ev, cfg, pad_id, device, adapter_off)
-        logger.log(step, final_eval)
-        print("[rlhfkit] eval: " + ", ".join(f"{k}={v:.4f}" for k, v in final_eval.items()), file=sys.stderr)
-    logger.close()
-    final = loop.save_final(accelerator.unwrap_model(scorer).model, tokenizer, out,
-                            adapter_only=cfg.save_adapter_only)
+    # 5. the model under out/final
+    final = loop.save_final(policy, tokenizer, out, adapter_only=cfg.save_adapter_only)
     print(f"[rlhfkit] saved {final}", file=sys.stderr)
     return final
 

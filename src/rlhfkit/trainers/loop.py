@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -156,7 +156,9 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, *, epoch: int, seed: 
 # ----------------------------------------------------------------------------------------------
 # models: LoRA, trainable parameters, saving
 # ----------------------------------------------------------------------------------------------
-def apply_lora(model: Any, cfg: Any) -> Any:
+def apply_lora(model: Any, cfg: Any, task_type: str = "CAUSAL_LM") -> Any:
+    """LoRA adapters on cfg.lora_target_modules. task_type "SEQ_CLS" (reward models) also trains and saves the
+    new `score` head in full (PEFT's modules_to_save)."""
     from peft import LoraConfig, get_peft_model
 
     names = {n.split(".")[-1] for n, _ in model.named_modules()}
@@ -165,7 +167,8 @@ def apply_lora(model: Any, cfg: Any) -> Any:
         raise RlhfkitError(f"LoRA target modules {missing} are not in this model; it has e.g. "
                            f"{sorted(n for n in names if n.endswith('proj'))[:10]}")
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(cfg.lora_target_modules), bias="none", task_type=task_type,
+                      modules_to_save=["score"] if task_type == "SEQ_CLS" else None)
     return get_peft_model(model, lcfg)
 
 
@@ -584,3 +587,135 @@ def check_starting_model(tokenizer: Any, model_name: str, conversational: bool, 
         raise RlhfkitError(BASE_MODEL_MESSAGE.format(model=model_name, why=why))
     if cfg.use_chat_template is False and conversational:
         raise RlhfkitError("conversational data needs the chat template; drop --no-use-chat-template")
+
+
+# ----------------------------------------------------------------------------------------------
+# the shared optimisation loop
+# ----------------------------------------------------------------------------------------------
+def start_run(cfg: Any) -> tuple[Any, Path, Any]:
+    """The first lines of every trainer: output folder, CPU threads, accelerator, resolved precision, seed.
+    Returns (cfg with precision resolved, output folder, accelerator)."""
+    from accelerate import Accelerator
+
+    if not cfg.output:
+        raise RlhfkitError("give --output DIR (rerunning on the same folder resumes)")
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no")
+    cfg = resolve_precision(cfg, accelerator.device)
+    seed_everything(cfg.seed)
+    return cfg, out, accelerator
+
+
+# micro_step(module, example_indices) -> (loss: scalar tensor, metrics row, real tokens in the micro-batch)
+MicroStep = Callable[[Any, list], tuple[torch.Tensor, dict, int]]
+
+
+def fit(cfg: Any, out: Path, *, name: str, accelerator: Any, model: Any, module: torch.nn.Module, tokenizer: Any,
+        lengths: Sequence[int], micro_step: MicroStep, evaluate: Optional[Callable[[], dict]] = None,
+        show: Optional[dict] = None, unit: Optional[str] = None) -> int:
+    """Optimise `model` for cfg's schedule; returns the number of optimizer steps done. Shared by every trainer.
+
+    model:      the trainable model (maybe PEFT-wrapped): what is clipped, checkpointed and restored.
+    module:     the nn.Module whose forward produces the loss (handed to accelerate.prepare, so DDP sees it).
+    lengths:    one length per training example (batches group similar lengths).
+    micro_step: computes one micro-batch's loss (before the division by gradient_accumulation_steps).
+    evaluate:   returns eval/... metrics; runs every cfg.eval_steps and once at the end.
+    show:       metric key -> short label for the progress bar.
+    unit:       what one example is ("pairs"): adds perf/{unit}_per_sec.
+
+    One optimizer step = gradient_accumulation_steps micro-batches. A non-finite loss or gradient skips the update
+    (NanGuard) and cfg.max_bad_steps in a row stop the run. Checkpoints (atomic) every cfg.save_steps and on
+    Ctrl-C; a rerun on the same folder resumes from the last one with the same data order, RNG and schedule.
+    """
+    main = accelerator.is_main_process
+    total_steps, per_epoch = total_optimizer_steps(len(lengths), cfg)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, total_steps)
+    module, optimizer = accelerator.prepare(module, optimizer)
+    step, micro, skipped = 0, 0, 0
+    ckpts = checkpoint_dirs(out)
+    if ckpts:
+        state = load_checkpoint(ckpts[-1], model, optimizer, scheduler)
+        step, micro, skipped = state["step"], state["micro_step"], state["skipped"]
+        set_rng_state(state["rng"])
+        print(f"[rlhfkit] resuming from {ckpts[-1]} (step {step} of {total_steps})", file=sys.stderr)
+    from rlhfkit.config import to_dict
+
+    logger = MetricsLogger(out, cfg.report_to, to_dict(cfg), resume_step=step, enabled=main)
+    guard = NanGuard(cfg.max_bad_steps, skipped)
+    epoch_cache: dict[int, list[list[int]]] = {}
+    show = show or {"train/loss": "loss"}
+
+    def batch_indices(m: int) -> list[int]:
+        epoch, i = divmod(m, per_epoch)
+        if epoch not in epoch_cache:  # the epoch's batch order, computed once per epoch
+            epoch_cache.clear()
+            epoch_cache[epoch] = epoch_batches(lengths, cfg.batch_size, epoch=epoch, seed=cfg.seed,
+                                               shuffle=cfg.shuffle, group_by_length=cfg.group_by_length)
+        return epoch_cache[epoch][i]
+
+    def stop_with(error: RlhfkitError) -> RlhfkitError:
+        bar.close()
+        logger.close()
+        return error
+
+    bar = progress_bar(total_steps, step, name, cfg.progress and main)
+    with StopRequest() as stop:
+        while step < total_steps:
+            t0 = time.perf_counter()
+            model.train()
+            rows: list[dict] = []
+            examples = tokens = 0
+            ok = True
+            for a in range(cfg.gradient_accumulation_steps):
+                idx = batch_indices(micro)
+                micro += 1
+                last = a == cfg.gradient_accumulation_steps - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(module):
+                    loss, row, n_tokens = micro_step(module, idx)
+                    loss = loss / cfg.gradient_accumulation_steps
+                    if guard.check(loss.detach()):
+                        accelerator.backward(loss)
+                    else:
+                        ok = False
+                rows.append(row)
+                examples += len(idx)
+                tokens += n_tokens
+            grad_norm = apply_update(accelerator, model, optimizer, scheduler, guard, cfg.max_grad_norm, ok)
+            if cfg.release_memory:
+                trim_freed_memory()
+            step += 1
+            if guard.should_stop():
+                raise stop_with(TrainingStopped(nan_stop_message(step, guard, out)))
+            dt = time.perf_counter() - t0
+            metrics = mean_metrics(rows)
+            metrics.update({"grad_norm": grad_norm, "learning_rate": scheduler.get_last_lr()[0],
+                            "epoch": micro / per_epoch, "train/skipped_steps": guard.skipped,
+                            "perf/tokens_per_sec": tokens / dt, "perf/step_seconds": dt})
+            if unit:
+                metrics[f"perf/{unit}_per_sec"] = examples / dt
+            if evaluate is not None and cfg.eval_steps > 0 and step % cfg.eval_steps == 0 and step < total_steps:
+                metrics.update(evaluate())
+            if step % cfg.logging_steps == 0 or step == total_steps:
+                logger.log(step, metrics)
+            bar.set_postfix({label: f"{metrics[k]:.4f}" for k, label in show.items() if k in metrics})
+            bar.update(1)
+            # periodic checkpoints only after a good update: the last checkpoint is always a good one
+            if main and ((cfg.save_steps > 0 and step % cfg.save_steps == 0 and step < total_steps
+                          and guard.in_a_row == 0) or stop.requested):
+                path = save_checkpoint(out, step, model, tokenizer, optimizer, scheduler,
+                                       {"micro_step": micro, "skipped": guard.skipped}, cfg.save_total_limit)
+                if stop.requested:
+                    raise stop_with(Interrupted(f"stopped at step {step}; checkpoint written to {path}. "
+                                                "Rerun the same command to resume."))
+    bar.close()
+    if evaluate is not None:
+        final_eval = evaluate()
+        logger.log(step, final_eval)
+        print("[rlhfkit] eval: " + ", ".join(f"{k}={v:.4f}" for k, v in final_eval.items()
+                                             if isinstance(v, (int, float))), file=sys.stderr)
+    logger.close()
+    return step
