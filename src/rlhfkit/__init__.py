@@ -1,7 +1,8 @@
 """rlhfkit: align a fine-tuned language model with human preferences.
 
 The Python API mirrors the CLI: `train_dpo(DPOConfig(...))`, `train_sft(SFTConfig(...))`,
-`train_rm(RewardConfig(...))`, `score(reward_model, prompts, responses)`. Heavy modules
+`train_rm(RewardConfig(...))`, `train_ppo(PPOConfig(...), reward_fn=None)`,
+`score(reward_model, prompts, responses)`. Heavy modules
 (torch, transformers) load on first use, so `import rlhfkit` stays fast.
 """
 from __future__ import annotations
@@ -10,11 +11,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["DPOConfig", "RewardConfig", "SFTConfig", "train_dpo", "train_rm", "train_sft", "score", "RewardScorer",
+__all__ = ["DPOConfig", "PPOConfig", "RewardConfig", "SFTConfig", "train_ppo", "train_dpo", "train_rm", "train_sft", "score", "RewardScorer",
            "load_reward_model", "load_preferences", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train_ppo":
+        from rlhfkit.trainers.ppo import train_ppo
+
+        return train_ppo
     if name == "train_rm":
         from rlhfkit.trainers.reward import train_rm
 
@@ -27,7 +32,7 @@ def __getattr__(name: str) -> Any:
         from rlhfkit.models.load import load_reward_model
 
         return load_reward_model
-    if name in ("DPOConfig", "SFTConfig", "RewardConfig"):
+    if name in ("DPOConfig", "SFTConfig", "RewardConfig", "PPOConfig"):
         from rlhfkit import config
 
         return getattr(config, name)

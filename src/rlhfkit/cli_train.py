@@ -8,7 +8,7 @@ import sys
 
 from pathlib import Path
 
-from rlhfkit.config import DPOConfig, RewardConfig, SFTConfig, add_config_args, build_config
+from rlhfkit.config import DPOConfig, PPOConfig, RewardConfig, SFTConfig, add_config_args, build_config
 from rlhfkit.errors import RlhfkitError
 
 _SHORT = {"output": "-o"}
@@ -28,6 +28,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true", help="with --eval-only: print the metrics as JSON")
     d.set_defaults(func=cmd_dpo)
     _add_rm(sub)
+    p = sub.add_parser("ppo", help="PPO against a reward model or a reward function (classic RLHF)",
+                       description="PPO: the policy samples responses to --prompts, the reward model (or "
+                                   "--reward-fn) scores them, and the policy is updated under a KL penalty to the "
+                                   "reference. Rerunning on the same --output resumes.")
+    add_config_args(p, PPOConfig, short={**_SHORT, "data": "--prompts"})
+    p.set_defaults(func=cmd_ppo)
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
@@ -55,6 +61,14 @@ def cmd_dpo(args: argparse.Namespace) -> int:
 
     final = train_dpo(cfg)
     print(f"final model: {final}", file=sys.stdout)
+    return 0
+
+
+def cmd_ppo(args: argparse.Namespace) -> int:
+    from rlhfkit.trainers.ppo import train_ppo
+
+    final = train_ppo(build_config(PPOConfig, args))
+    print(f"final model: {final}")
     return 0
 
 

@@ -117,6 +117,44 @@ class RewardConfig(TrainConfig):
                               "(0 = all)")
 
 
+@dataclass
+class PPOConfig(TrainConfig):
+    """`rlhfkit ppo`: PPO against a reward model or a reward function (classic RLHF).
+
+    `data` (`--prompts`) holds the prompts; batch_size is the number of prompts per rollout; max_steps or
+    num_epochs (passes over the prompts) set the number of PPO updates."""
+
+    reward_model: Optional[str] = f(None, "reward model folder from `rlhfkit rm train` (or --reward-fn)")
+    reward_fn: Optional[str] = f(None, "module:function taking (prompts, responses) -> list of floats, "
+                                      "instead of a reward model")
+    value_model: Optional[str] = f(None, "initial value model (default: the reward model; with --reward-fn: the "
+                                         "policy's backbone with a new head)")
+    reference: Optional[str] = f(None, "reference model (default: the starting policy / LoRA adapter disabled)")
+    learning_rate: float = f(3e-6, "peak learning rate of the policy")
+    value_learning_rate: Optional[float] = f(None, "peak learning rate of the value model (default: learning_rate)")
+    num_ppo_epochs: int = f(4, "passes over each rollout batch")
+    num_mini_batches: int = f(1, "minibatches per pass (batch_size must divide into them)")
+    max_new_tokens: int = f(48, "response length cap in tokens")
+    temperature: float = f(0.7, "sampling temperature (log-probs use the same temperature)")
+    top_p: float = f(1.0, "nucleus sampling threshold")
+    kl_coef: float = f(0.05, "weight of the per-token KL penalty to the reference")
+    kl_target: Optional[float] = f(None, "adaptive KL controller target (Ziegler et al. 2019); None = fixed kl_coef")
+    kl_horizon: int = f(10000, "adaptive KL controller horizon")
+    kl_estimator: str = f("k1", "per-token KL estimate in the reward: k1 (log ratio) or k3 (non-negative)")
+    cliprange: float = f(0.2, "policy ratio clip epsilon")
+    cliprange_value: float = f(0.2, "value clip epsilon")
+    vf_coef: float = f(0.1, "weight of the value loss")
+    gamma: float = f(1.0, "discount")
+    lam: float = f(0.95, "GAE lambda")
+    whiten_rewards: bool = f(False, "whiten the per-token rewards (mean kept) before GAE")
+    missing_eos_penalty: Optional[float] = f(None, "subtracted from the score of responses that never emit EOS "
+                                                   "(Huang et al. 2024; None = off)")
+    kl_warn: float = f(10.0, "warn when the mean KL to the reference (nats per response) passes this bound")
+    sample_steps: int = f(5, "write prompt/response/score samples to samples.jsonl every N updates (0 = off)")
+    max_length: int = f(512, "max prompt tokens + max_new_tokens")
+    max_prompt_length: Optional[int] = f(256, "max prompt tokens (left-truncated)")
+
+
 C = TypeVar("C", bound=TrainConfig)
 
 
@@ -250,6 +288,24 @@ def validate(cfg: TrainConfig) -> None:
         bad(f"data_format must be explicit, conversational or implicit, got {cfg.data_format!r}")
     if isinstance(cfg, RewardConfig) and cfg.center_rewards_coefficient < 0:
         bad(f"center_rewards_coefficient must be >= 0, got {cfg.center_rewards_coefficient}")
+    if isinstance(cfg, PPOConfig):
+        if bool(cfg.reward_model) == bool(cfg.reward_fn):
+            bad("give exactly one of reward_model (--reward-model DIR) and reward_fn (--reward-fn module:function)")
+        if cfg.reward_fn and ":" not in cfg.reward_fn:
+            bad(f"reward_fn must look like module:function, got {cfg.reward_fn!r}")
+        if cfg.kl_estimator not in ("k1", "k3"):
+            bad(f"kl_estimator must be k1 or k3, got {cfg.kl_estimator!r}")
+        for name in ("num_ppo_epochs", "num_mini_batches", "max_new_tokens"):
+            if getattr(cfg, name) < 1:
+                bad(f"{name} must be >= 1, got {getattr(cfg, name)}")
+        if cfg.batch_size % cfg.num_mini_batches:
+            bad(f"batch_size ({cfg.batch_size}) must be a multiple of num_mini_batches ({cfg.num_mini_batches})")
+        if not 0 < cfg.top_p <= 1:
+            bad(f"top_p must be in (0, 1], got {cfg.top_p}")
+        if cfg.temperature <= 0:
+            bad(f"temperature must be > 0 for PPO sampling, got {cfg.temperature}")
+        if cfg.kl_coef < 0 or cfg.cliprange <= 0 or cfg.cliprange_value <= 0:
+            bad("kl_coef must be >= 0 and cliprange, cliprange_value > 0")
     if isinstance(cfg, DPOConfig):
         from rlhfkit.losses.preference import LOSS_TYPES
 

@@ -37,3 +37,23 @@ class PreferenceExample:
             if v is not None:
                 d[k] = v
         return d
+
+
+@dataclass
+class PPOModels:
+    """The four models of PPO, named once (docs/ppo.md has a glossary: actor = policy, critic = value,
+    ref_policy / initial model = reference).
+
+    policy:    trainable causal LM that generates (maybe PEFT-wrapped)
+    reference: frozen causal LM, the KL anchor; the policy itself when `reference_is_policy_without_adapter`
+    reward:    frozen reward model scoring whole responses; None with a reward function; the value model itself
+               when `reward_is_value_without_adapter`
+    value:     trainable reward-model architecture giving per-token values (initialised from the reward model)
+    """
+
+    policy: Any
+    reference: Any
+    reward: Any
+    value: Any
+    reference_is_policy_without_adapter: bool = False
+    reward_is_value_without_adapter: bool = False

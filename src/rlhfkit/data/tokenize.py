@@ -190,3 +190,13 @@ def tokenize_completion(prompt: Text, completion: Text, tokenizer: Any, *, max_l
     p = p or _start_token(tokenizer)
     p, (c,), truncated = _truncate(p, [c], max_length, max_prompt_length)
     return TokenizedCompletion(p, c, truncated, mismatch)
+
+
+def tokenize_prompt(prompt: Text, tokenizer: Any, *, max_prompt_length: Optional[int] = None,
+                    use_chat_template: Optional[bool] = None) -> tuple[list[int], bool]:
+    """Token ids a model generates from (with the chat template's generation prompt), left-truncated to
+    max_prompt_length; returns (ids, truncated)."""
+    ids = _encode(tokenizer, render_prompt(prompt, tokenizer, use_chat_template)) or _start_token(tokenizer)
+    if max_prompt_length is not None and len(ids) > max_prompt_length:
+        return ids[len(ids) - max_prompt_length:], True
+    return ids, False

@@ -61,6 +61,14 @@ def packed_rewards(model: Any, batch: PackedBatch) -> Tensor:
     return _apply_head(model, h)
 
 
+def packed_values(model: Any, batch: PackedBatch) -> Tensor:
+    """Per-token values (N,) fp32 of a packed batch, aligned with batch.target_ids: the value of completion token t
+    is read at the position that predicts it (the state before t is emitted), as PPO's value model does."""
+    h = hidden_states(model, batch)                                      # (R, L, H)
+    h = h.reshape(-1, h.shape[-1]).index_select(0, batch.target_index)   # (N, H)
+    return _apply_head(model, h)
+
+
 def padded_rewards(model: Any, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
     """Rewards (B,) fp32 of padded rows (left or right padding), read at the last attended position.
 
@@ -79,6 +87,17 @@ def padded_rewards(model: Any, input_ids: Tensor, attention_mask: Tensor) -> Ten
                            attention_mask=attention_mask_for(model, mask[:, None], dtype), use_cache=False)
     h = out.last_hidden_state[torch.arange(B, device=input_ids.device), last_token_index(attention_mask)]
     return _apply_head(model, h)
+
+
+class TokenValues(torch.nn.Module):
+    """Wraps a value model (a reward-model architecture): `forward(batch)` returns (N,) per-token values."""
+
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: PackedBatch) -> Tensor:  # noqa: D401
+        return packed_values(self.model, batch)
 
 
 class RewardScores(torch.nn.Module):

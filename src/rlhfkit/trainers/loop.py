@@ -316,13 +316,13 @@ def save_final(model: Any, tokenizer: Any, out: Path, *, adapter_only: bool) -> 
 # ----------------------------------------------------------------------------------------------
 # optimizer & schedule
 # ----------------------------------------------------------------------------------------------
-def make_optimizer(model: torch.nn.Module, cfg: Any) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: Any, lr: Optional[float] = None) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise RlhfkitError("no trainable parameters (check --lora-target-modules)")
     # fused: one kernel over all parameters, no full-size temporaries (the foreach path allocates several
     # parameter-sized buffers per step: ~1 GB at the peak for a 135M model)
-    return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+    return torch.optim.AdamW(params, lr=cfg.learning_rate if lr is None else lr, betas=(0.9, 0.999), eps=1e-8,
                              weight_decay=cfg.weight_decay, fused=True)
 
 

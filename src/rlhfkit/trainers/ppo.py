@@ -1,0 +1,475 @@
+"""PPO for RLHF (Ziegler et al. 2019; Ouyang et al. 2022), following Huang et al. 2024, "The N+ Implementation
+Details of RLHF with PPO": value model initialised from the reward model, per-token KL penalty with the score
+added at the last response token, GAE, advantage whitening, log-probs at the sampling temperature, dropout off,
+an optional penalty for responses that never emit EOS, `num_ppo_epochs` passes over minibatches per rollout.
+
+One plain function, read top to bottom. One update:
+    1. rollout: sample one response per prompt with the policy (KV cache; log-probs of the sampled tokens come from
+       the logits generation computed anyway)
+    2. score: reference log-probs, values and the reward (model or function) of each (prompt, response)
+    3. per-token rewards = -kl_coef * KL + score at the last token; GAE advantages and returns; whitening
+    4. num_ppo_epochs x num_mini_batches optimizer steps on policy (clipped ratio) and value (clipped MSE)
+    5. metrics (TRL's names), guard rails, samples, KL controller, checkpoint
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from rlhfkit.config import PPOConfig, save_config, to_dict
+from rlhfkit.data.collate import PackedBatch, pack_groups
+from rlhfkit.data.tokenize import tokenize_prompt
+from rlhfkit.errors import RlhfkitError
+from rlhfkit.losses.advantages import gae, whiten
+from rlhfkit.losses.kl import KLController, kl_k1, kl_k3, kl_penalized_rewards
+from rlhfkit.losses.masked import masked_mean
+from rlhfkit.losses.ppo import explained_variance, policy_loss, value_loss
+from rlhfkit.models.forward import completion_logprobs, native_bf16
+from rlhfkit.models.heads import packed_rewards, packed_values
+from rlhfkit.rollout.generate import Samples, load_prompts, sample, to_padded
+from rlhfkit.trainers import loop
+from rlhfkit.types import PPOModels
+
+RewardFn = Callable[[list, list], Sequence[float]]
+STATE = "ppo_state.pt"
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------------
+def build_models(cfg: PPOConfig, device: torch.device) -> PPOModels:
+    """policy, reference, reward, value in one place.
+
+    Full mode (4 weight copies + AdamW state of policy and value): policy (trainable), reference (frozen copy),
+    reward (frozen), value (trainable copy of the reward model).
+    LoRA mode (2 weight copies + adapters): policy = base + adapter, reference = the same base with the adapter
+    disabled; value = the reward model + adapter (and a trained head), reward = the same weights with the adapter
+    disabled (when the value model starts from the reward model, the default)."""
+    from rlhfkit.models.load import load_model, load_reward_model
+
+    frozen = torch.bfloat16 if cfg.precision == "bf16" and native_bf16(device) else torch.float32
+    policy = load_model(cfg.model, attn_implementation="sdpa")
+    loop.disable_dropout(policy)
+    value_source = cfg.value_model or cfg.reward_model or cfg.model
+    value = load_reward_model(value_source, quiet=True)
+    loop.disable_dropout(value)
+    if cfg.lora:
+        policy = loop.apply_lora(policy, cfg)
+        value = loop.apply_lora(value, cfg, task_type="SEQ_CLS")
+        if cfg.precision == "bf16" and not native_bf16(device):
+            loop.fp32_adapters(policy)
+            loop.fp32_adapters(value)
+    for m in (policy, value):
+        loop.enable_activation_checkpointing(m, cfg.activation_checkpointing)
+    policy.to(device)
+    value.to(device)
+    if cfg.lora and not cfg.reference:
+        reference, ref_shared = policy, True
+    else:
+        reference = load_model(cfg.reference or cfg.model, dtype=frozen, attn_implementation="sdpa",
+                               quiet=True).requires_grad_(False).to(device)
+        ref_shared = False
+    reward, reward_shared = None, False
+    if cfg.reward_model:
+        if cfg.lora and value_source == cfg.reward_model:
+            reward, reward_shared = value, True
+        else:
+            reward = load_reward_model(cfg.reward_model, dtype=frozen, quiet=True).requires_grad_(False).to(device)
+    return PPOModels(policy=policy, reference=reference, reward=reward, value=value,
+                     reference_is_policy_without_adapter=ref_shared, reward_is_value_without_adapter=reward_shared)
+
+
+def load_reward_fn(spec: str) -> RewardFn:
+    """`module:function` -> the function (the current folder is importable, as for `python -m`)."""
+    mod_name, _, fn_name = spec.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise RlhfkitError(f"--reward-fn {spec}: cannot import module '{mod_name}' ({e})") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise RlhfkitError(f"--reward-fn {spec}: module '{mod_name}' has no function '{fn_name}'")
+    return fn
+
+
+def _same_vocab(a: Any, b: Any) -> bool:
+    return a.get_vocab() == b.get_vocab()
+
+
+# ----------------------------------------------------------------------------------------------
+# pieces of one update
+# ----------------------------------------------------------------------------------------------
+def pack_rollout(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int,
+                 device: torch.device) -> PackedBatch:
+    """(prompt, response) groups packed into rows; completion order = response order."""
+    return pack_groups([(p, [r]) for p, r in zip(prompt_ids, response_ids)], pad_id=pad_id).to(device)
+
+
+def _disabled(model: Any, shared: bool) -> contextlib.AbstractContextManager:
+    return model.disable_adapter() if shared else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def score_rollout(models: PPOModels, samples: Samples, batch: PackedBatch, prompts: list, texts: list[str],
+                  cfg: PPOConfig, reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reference log-probs (B, T), old values (B, T) and scores (B,) of a rollout.
+
+    The score is the reward model's reward standardised with the statistics stored at its training,
+    (r - mean) / std (so kl_coef means the same for every reward model), or the reward function's value; a
+    response without EOS loses `missing_eos_penalty`."""
+    lengths = samples.lengths
+    with _disabled(models.reference, models.reference_is_policy_without_adapter), \
+            loop.autocast(device, cfg.precision):
+        ref = completion_logprobs(models.reference, batch, temperature=cfg.temperature).float()
+    with loop.autocast(device, cfg.precision):
+        values = packed_values(models.value, batch).float()
+    if reward_fn is not None:
+        out = reward_fn(list(prompts), list(texts))
+        scores = torch.as_tensor([float(x) for x in out], dtype=torch.float32)
+        if scores.numel() != len(texts):
+            raise RlhfkitError(f"--reward-fn returned {scores.numel()} scores for {len(texts)} responses")
+    else:
+        with _disabled(models.reward, models.reward_is_value_without_adapter), loop.autocast(device, cfg.precision):
+            scores = packed_rewards(models.reward, batch).float().cpu()
+        if stats is not None:
+            scores = (scores - stats[0]) / max(stats[1], 1e-6)
+    if cfg.missing_eos_penalty is not None:
+        scores = scores - cfg.missing_eos_penalty * (~samples.ended).float()
+    return to_padded(ref.cpu(), lengths), to_padded(values.cpu(), lengths), scores
+
+
+def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.Tensor, scores: torch.Tensor,
+                           mask: torch.Tensor, cfg: PPOConfig, kl_coef: float) -> dict:
+    """Step 3 as a pure function of (B, T) tensors: KL, per-token rewards, GAE advantages (whitened), returns."""
+    kl = kl_k1(logp, ref) if cfg.kl_estimator == "k1" else kl_k3(logp, ref)
+    kl = kl * mask
+    rewards, non_score = kl_penalized_rewards(scores, kl, mask, kl_coef)
+    if cfg.whiten_rewards:
+        rewards = whiten(rewards, mask, shift_mean=False)
+    adv, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+    adv = whiten(adv, mask) if int(mask.sum()) > 1 else adv
+    return {"kl": kl, "rewards": rewards, "non_score": non_score, "advantages": adv, "returns": returns}
+
+
+def ppo_minibatch_loss(models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict, cfg: PPOConfig,
+                       device: torch.device) -> tuple[torch.Tensor, dict]:
+    """Step 4 for one minibatch: policy and value forwards, clipped losses, token-mean reduction."""
+    mask = old["mask"]
+    with loop.autocast(device, cfg.precision):
+        logp = completion_logprobs(models.policy, mb, temperature=cfg.temperature).float()
+        values = packed_values(models.value, mb).float()
+    logp, values = to_padded(logp, lengths.to(logp.device)), to_padded(values, lengths.to(values.device))
+    pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
+    vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
+    pg_loss, vf_loss = masked_mean(pg, mask), masked_mean(vf, mask)
+    loss = pg_loss + cfg.vf_coef * vf_loss
+    stats = {"loss/policy_avg": pg_loss.item(), "loss/value_avg": vf_loss.item(),
+             "policy/approxkl_avg": masked_mean(approx_kl, mask).item(),
+             "policy/clipfrac_avg": masked_mean(pg_clipped, mask).item(),
+             "val/clipfrac_avg": masked_mean(vf_clipped, mask).item(),
+             "val/ratio": masked_mean(torch.exp(logp.detach() - old["logp"]), mask).item()}
+    return loss, stats
+
+
+def update_both(accelerator: Any, models: PPOModels, opts: dict, guard: loop.NanGuard, max_grad_norm: float,
+                loss_ok: bool) -> tuple[float, float]:
+    """Clip policy and value gradients separately, then step both optimizers, or neither when the loss or either
+    gradient norm is not finite (one count in the NaN guard). Schedulers always advance."""
+    norms = [float("nan"), float("nan")]
+    if loss_ok:
+        limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+        for k, model in enumerate((models.policy, models.value)):
+            norms[k] = float(accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], limit))
+        loss_ok = guard.check(torch.tensor(norms))
+    for name in ("policy", "value"):
+        if loss_ok:
+            opts[f"{name}_optimizer"].step()
+        opts[f"{name}_optimizer"].zero_grad(set_to_none=True)
+        opts[f"{name}_scheduler"].step()
+    return norms[0], norms[1]
+
+
+class GuardRails:
+    """Warnings (once each) for the usual ways PPO goes wrong: KL past a bound, EOS share collapsing, responses
+    drifting to the length cap. Repeated NaN stops the run (loop.NanGuard)."""
+
+    def __init__(self, cfg: PPOConfig):
+        self.cfg = cfg
+        self.first_eos: Optional[float] = None
+        self.first_len: Optional[float] = None
+        self.warned: set = set()
+
+    def check(self, step: int, kl: float, eos_rate: float, mean_len: float) -> list[str]:
+        msgs = []
+        if self.first_eos is None:
+            self.first_eos, self.first_len = eos_rate, mean_len
+        if kl > self.cfg.kl_warn and "kl" not in self.warned:
+            msgs.append(f"step {step}: KL to the reference is {kl:.2f} nats per response, past the bound "
+                        f"{self.cfg.kl_warn} (--kl-warn): the policy is drifting; raise --kl-coef or lower the LR")
+            self.warned.add("kl")
+        if self.first_eos >= 0.2 and eos_rate < 0.5 * self.first_eos and "eos" not in self.warned:
+            msgs.append(f"step {step}: only {eos_rate:.0%} of responses end with EOS (was {self.first_eos:.0%}): "
+                        "the policy stops finishing its answers; consider --missing-eos-penalty")
+            self.warned.add("eos")
+        cap = self.cfg.max_new_tokens
+        if mean_len > 0.95 * cap and self.first_len is not None and self.first_len < 0.8 * cap \
+                and "len" not in self.warned:
+            msgs.append(f"step {step}: responses drifted to the length cap (mean {mean_len:.1f} of {cap} tokens, "
+                        f"was {self.first_len:.1f}): possible length hacking")
+            self.warned.add("len")
+        return msgs
+
+    def state_dict(self) -> dict:
+        return {"first_eos": self.first_eos, "first_len": self.first_len, "warned": sorted(self.warned)}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.first_eos, self.first_len, self.warned = s["first_eos"], s["first_len"], set(s["warned"])
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints: policy, value, both optimizers and schedulers, KL controller, RNG, prompt position
+# ----------------------------------------------------------------------------------------------
+def save_ppo_checkpoint(out: Path, step: int, models: PPOModels, tokenizer: Any, opts: dict, state: dict,
+                        limit: int) -> Path:
+    import shutil
+
+    target = out / loop.CHECKPOINTS / f"step-{step}"
+    with loop.atomic_dir(target) as tmp:
+        loop.save_model_dir(models.policy, tokenizer, tmp / "model")
+        loop.save_model_dir(models.value, None, tmp / "value")
+        torch.save({"step": step, "rng": loop.rng_state(),
+                    **{k: v.state_dict() for k, v in opts.items()}, **state}, tmp / loop.STATE_FILE)
+    if limit > 0:
+        for old in loop.checkpoint_dirs(out)[:-limit]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_ppo_checkpoint(path: Path, models: PPOModels, opts: dict) -> dict:
+    loop.load_model_weights(models.policy, path / "model")
+    loop.load_model_weights(models.value, path / "value")
+    state = torch.load(path / loop.STATE_FILE, map_location="cpu", weights_only=False)
+    for k, v in opts.items():
+        v.load_state_dict(state[k])
+    loop.set_rng_state(state["rng"])
+    return state
+
+
+# ----------------------------------------------------------------------------------------------
+# the trainer
+# ----------------------------------------------------------------------------------------------
+def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
+    """PPO on cfg.data's prompts against cfg.reward_model, cfg.reward_fn or `reward_fn`; returns out/final."""
+    from rlhfkit.models.load import DEFAULT_MODEL, load_tokenizer, reward_info
+
+    if reward_fn is not None:  # the Python API: a callable instead of --reward-fn / --reward-model
+        cfg = type(cfg)(**{**to_dict(cfg), "reward_fn": getattr(reward_fn, "__name__", "callable") + ":python",
+                           "reward_model": None})
+    if not cfg.data:
+        raise RlhfkitError("no prompts: give --prompts FILE (JSONL with a `prompt` field, or a preference file)")
+    cfg, out, accelerator = loop.start_run(cfg)
+    device = accelerator.device
+    main = accelerator.is_main_process
+    if reward_fn is None and cfg.reward_fn:
+        reward_fn = load_reward_fn(cfg.reward_fn)
+
+    # 1. prompts: load -> base-model guard -> tokenise (left-truncated so prompt + response fits max_length)
+    tokenizer = load_tokenizer(cfg.model)
+    prompts = load_prompts(cfg.data)
+    conversational = any(isinstance(p, list) for p in prompts)
+    loop.check_starting_model(tokenizer, cfg.model or DEFAULT_MODEL, conversational, cfg)
+    cap = min(cfg.max_prompt_length or cfg.max_length, cfg.max_length - cfg.max_new_tokens)
+    if cap < 1:
+        raise RlhfkitError(f"max_length ({cfg.max_length}) leaves no room for a prompt beside max_new_tokens "
+                           f"({cfg.max_new_tokens})")
+    tokenized = [tokenize_prompt(p, tokenizer, max_prompt_length=cap, use_chat_template=cfg.use_chat_template)
+                 for p in prompts]
+    prompt_ids = [ids for ids, _ in tokenized]
+    if sum(t for _, t in tokenized):
+        print(f"[rlhfkit] {sum(t for _, t in tokenized)} of {len(prompts)} prompts left-truncated to {cap} tokens",
+              file=sys.stderr)
+    if len(prompts) < cfg.batch_size:
+        raise RlhfkitError(f"{cfg.data}: {len(prompts)} prompts, fewer than one rollout batch "
+                           f"(--batch-size {cfg.batch_size})")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_id = tokenizer.eos_token_id
+    if main:
+        save_config(cfg, out / "config.yaml")
+
+    # 2. the four models
+    models = build_models(cfg, device)
+    stats = None
+    if cfg.reward_model:
+        from rlhfkit.models.load import load_tokenizer as _lt
+
+        if not _same_vocab(tokenizer, _lt(cfg.reward_model, quiet=True)):
+            raise RlhfkitError(f"the reward model {cfg.reward_model} uses another tokenizer than the policy; PPO "
+                               "scores the policy's tokens directly, so train the reward model from the same family")
+        info = reward_info(models.reward)
+        stats = (info["mean"], info["std"]) if "mean" in info else None
+    print(f"[rlhfkit] PPO: policy {loop.count_params(models.policy)[0]:,} trainable, value "
+          f"{loop.count_params(models.value)[0]:,} trainable; reference "
+          f"{'= policy, adapter disabled' if models.reference_is_policy_without_adapter else 'frozen copy'}; "
+          f"reward {'= ' + cfg.reward_fn if reward_fn else ('= value model, adapter disabled' if models.reward_is_value_without_adapter else 'frozen copy')}",
+          file=sys.stderr)
+
+    # 3. optimizers, schedules, KL controller, resume
+    per_epoch = len(prompts) // cfg.batch_size          # full rollout batches only
+    total_updates = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(per_epoch * cfg.num_epochs))
+    opt_steps = total_updates * cfg.num_ppo_epochs * cfg.num_mini_batches
+    opt_p = loop.make_optimizer(models.policy, cfg)
+    opt_v = loop.make_optimizer(models.value, cfg, lr=cfg.value_learning_rate or cfg.learning_rate)
+    opts = {"policy_optimizer": opt_p, "value_optimizer": opt_v,
+            "policy_scheduler": loop.make_scheduler(opt_p, cfg, opt_steps),
+            "value_scheduler": loop.make_scheduler(opt_v, cfg, opt_steps)}
+    kl_ctl = KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+    guard_rails = GuardRails(cfg)
+    step, skipped = 0, 0
+    ckpts = loop.checkpoint_dirs(out)
+    if ckpts:
+        st = load_ppo_checkpoint(ckpts[-1], models, opts)
+        step, skipped = st["step"], st["skipped"]
+        kl_ctl.load_state_dict(st["kl_controller"])
+        guard_rails.load_state_dict(st["guard_rails"])
+        print(f"[rlhfkit] resuming from {ckpts[-1]} (update {step} of {total_updates})", file=sys.stderr)
+    logger = loop.MetricsLogger(out, cfg.report_to, to_dict(cfg), resume_step=step, enabled=main)
+    guard = loop.NanGuard(cfg.max_bad_steps, skipped)
+    lengths = [len(p) for p in prompt_ids]
+    epoch_cache: dict[int, list[list[int]]] = {}
+
+    def rollout_prompts(update: int) -> list[int]:
+        epoch, i = divmod(update, per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache.clear()
+            epoch_cache[epoch] = loop.epoch_batches(lengths, cfg.batch_size, epoch=epoch, seed=cfg.seed,
+                                                    shuffle=cfg.shuffle, group_by_length=False)[:per_epoch]
+        return epoch_cache[epoch][i]
+
+    def checkpoint() -> Path:
+        return save_ppo_checkpoint(out, step, models, tokenizer, opts,
+                                   {"skipped": guard.skipped, "kl_controller": kl_ctl.state_dict(),
+                                    "guard_rails": guard_rails.state_dict()}, cfg.save_total_limit)
+
+    def stop_with(error: RlhfkitError) -> RlhfkitError:
+        bar.close()
+        logger.close()
+        return error
+
+    bar = loop.progress_bar(total_updates, step, "ppo", cfg.progress and main)
+    with loop.StopRequest() as stop:
+        while step < total_updates:
+            t0 = time.perf_counter()
+            idx = rollout_prompts(step)
+            # 1. rollout
+            models.policy.eval()
+            with loop.autocast(device, cfg.precision):
+                samples = sample(models.policy, [prompt_ids[i] for i in idx], max_new_tokens=cfg.max_new_tokens,
+                                 temperature=cfg.temperature, top_p=cfg.top_p, eos_id=eos_id, pad_id=pad_id,
+                                 device=device)
+            t_gen = time.perf_counter() - t0
+            gen_tokens = int(samples.lengths.sum())
+            texts = tokenizer.batch_decode(samples.response_ids, skip_special_tokens=True)
+            batch = pack_rollout(samples.prompt_ids, samples.response_ids, pad_id, device)
+            # 2. reference log-probs, values, scores
+            models.value.eval()
+            ref, old_values, scores = score_rollout(models, samples, batch, [prompts[i] for i in idx], texts, cfg,
+                                                    reward_fn, stats, device)
+            # 3. per-token rewards, advantages, returns
+            mask = samples.response_mask
+            adv = advantages_and_returns(samples.logprobs, ref, old_values, scores, mask, cfg, kl_ctl.value)
+            old = {"logp": samples.logprobs, "values": old_values, "advantages": adv["advantages"],
+                   "returns": adv["returns"], "mask": mask}
+            # 4. PPO epochs over minibatches: policy and value, one optimizer step each per minibatch
+            t1 = time.perf_counter()
+            models.policy.train()
+            models.value.train()
+            rows, train_tokens = [], 0
+            B, mb_size = len(idx), len(idx) // cfg.num_mini_batches
+            for _ in range(cfg.num_ppo_epochs):
+                perm = torch.randperm(B)
+                for start in range(0, B, mb_size):
+                    sel = perm[start:start + mb_size]
+                    s = sel.tolist()
+                    mb = pack_rollout([samples.prompt_ids[i] for i in s], [samples.response_ids[i] for i in s],
+                                      pad_id, device)
+                    old_mb = {k: v[sel].to(device) for k, v in old.items()}
+                    T = int(samples.lengths[sel].max())
+                    old_mb = {k: v[:, :T] for k, v in old_mb.items()}
+                    loss, row = ppo_minibatch_loss(models, mb, samples.lengths[sel], old_mb, cfg, device)
+                    ok = guard.check(loss.detach())
+                    if ok:
+                        accelerator.backward(loss)
+                    g_p, g_v = update_both(accelerator, models, opts, guard, cfg.max_grad_norm, ok)
+                    rows.append({**row, "grad_norm/policy": g_p, "grad_norm/value": g_v})
+                    train_tokens += mb.num_tokens
+            if cfg.release_memory:
+                loop.trim_freed_memory()
+            step += 1
+            if guard.should_stop():
+                raise stop_with(loop.TrainingStopped(loop.nan_stop_message(step, guard, out)))
+            # 5. metrics (TRL's names), KL controller, guard rails, samples, checkpoint
+            dt = time.perf_counter() - t0
+            kl_seq = adv["kl"].sum(-1)                                  # (B,) nats per response
+            non_score = adv["non_score"].sum(-1)
+            m = loop.mean_metrics(rows)
+            metrics = {
+                "objective/kl": kl_seq.mean().item(),
+                "objective/entropy": samples.entropy.sum(-1).mean().item(),
+                "objective/non_score_reward": non_score.mean().item(),
+                "objective/rlhf_reward": (scores + non_score).mean().item(),
+                "objective/scores": scores.mean().item(),
+                **m,
+                "val/explained_variance": explained_variance(old_values, adv["returns"], mask),
+                "val/num_eos_tokens": int(samples.ended.sum()),
+                "val/eos_rate": samples.ended.float().mean().item(),
+                "response/length_mean": samples.lengths.float().mean().item(),
+                "kl_coef": kl_ctl.value,
+                "learning_rate": opts["policy_scheduler"].get_last_lr()[0],
+                "epoch": step / per_epoch, "train/skipped_steps": guard.skipped,
+                "perf/generation_tokens_per_sec": gen_tokens / max(t_gen, 1e-9),
+                "perf/training_tokens_per_sec": train_tokens / max(time.perf_counter() - t1, 1e-9),
+                "perf/generation_seconds": t_gen, "perf/step_seconds": dt,
+            }
+            kl_ctl.update(metrics["objective/kl"], cfg.batch_size)
+            for msg in guard_rails.check(step, metrics["objective/kl"], metrics["val/eos_rate"],
+                                         metrics["response/length_mean"]):
+                bar.write(f"[rlhfkit] warning: {msg}", file=sys.stderr)
+            if step % cfg.logging_steps == 0 or step == total_updates:
+                logger.log(step, metrics)
+            if main and cfg.sample_steps > 0 and (step % cfg.sample_steps == 0 or step == 1):
+                write_samples(out, step, [prompts[i] for i in idx], texts, scores.tolist(), samples.ended.tolist())
+            bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.3f}")
+            bar.update(1)
+            if main and ((cfg.save_steps > 0 and step % cfg.save_steps == 0 and step < total_updates
+                          and guard.in_a_row == 0) or stop.requested):
+                path = checkpoint()
+                if stop.requested:
+                    raise stop_with(loop.Interrupted(f"stopped at update {step}; checkpoint written to {path}. "
+                                                     "Rerun the same command to resume."))
+    bar.close()
+    logger.close()
+
+    # 6. the policy under out/final
+    final = loop.save_final(models.policy, tokenizer, out, adapter_only=cfg.save_adapter_only)
+    print(f"[rlhfkit] saved {final}", file=sys.stderr)
+    return final
+
+
+def write_samples(out: Path, step: int, prompts: list, responses: list[str], scores: list[float],
+                  ended: list[bool], n: int = 4) -> None:
+    """Append a few (prompt, response, score) rows of this update to out/samples.jsonl."""
+    with open(out / "samples.jsonl", "a") as fh:
+        for p, r, s, e in list(zip(prompts, responses, scores, ended))[:n]:
+            fh.write(json.dumps({"step": step, "prompt": p, "response": r, "score": round(s, 4),
+                                 "ended_with_eos": e}) + "\n")

@@ -1,0 +1,185 @@
+"""PPO on tiny models: it raises a programmatic reward with bounded KL, frozen models stay frozen, resume is exact,
+the missing-EOS penalty and the reward-function path work, LoRA mode shares weights correctly."""
+import os
+import signal
+import sys
+
+import pytest
+import torch
+
+from rlhfkit.cli import main
+from rlhfkit.config import PPOConfig, build_config
+from rlhfkit.trainers import loop, ppo
+from rlhfkit.trainers.loop import read_metrics
+
+from synthetic import write_pairs
+
+
+def count_o(prompts, responses):
+    """A dense programmatic reward: how often the letter 'o' appears (a tiny model can learn to say it more)."""
+    return [r.count("o") / 4 for r in responses]
+
+
+@pytest.fixture(scope="module")
+def prompts_file(tmp_path_factory):
+    return write_pairs(tmp_path_factory.mktemp("ppo") / "p.jsonl", 64)
+
+
+@pytest.fixture(scope="module")
+def tiny_rm_dir(tiny_model_dir, tmp_path_factory):
+    """An (untrained) tiny reward model with stored statistics, saved as `rlhfkit rm train` would."""
+    from rlhfkit.models.load import REWARD_INFO_KEY, load_reward_model
+
+    d = tmp_path_factory.mktemp("tiny-rm")
+    torch.manual_seed(0)
+    rm = load_reward_model(str(tiny_model_dir), quiet=True)
+    setattr(rm.config, REWARD_INFO_KEY, {"mean": 0.1, "std": 0.5, "max_length": 64, "max_prompt_length": 32,
+                                         "use_chat_template": True})
+    rm.save_pretrained(d)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(d)
+    return d
+
+
+def cfg_for(model_dir, data, out, **kw):
+    base = dict(model=str(model_dir), data=str(data), output=str(out), learning_rate=3e-3, batch_size=8,
+                max_steps=4, max_new_tokens=8, precision="fp32", progress=False, save_steps=0, temperature=1.0,
+                lr_scheduler="constant", max_length=48, max_prompt_length=32, reward_fn="test_ppo:count_o")
+    base.update(kw)
+    return build_config(PPOConfig, **base)
+
+
+def test_ppo_raises_a_programmatic_reward_with_bounded_kl(tiny_model_dir, prompts_file, tmp_path):
+    cfg = cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", max_steps=24, sample_steps=5)
+    ppo.train_ppo(cfg, reward_fn=count_o)
+    rows = read_metrics(tmp_path / "o")
+    scores = [r["objective/scores"] for r in rows]
+    first, last = sum(scores[:6]) / 6, sum(scores[-6:]) / 6
+    assert last > first + 0.1 and last > 1.5 * first, scores
+    assert max(r["objective/kl"] for r in rows) < cfg.kl_warn
+    for k in ("objective/kl", "objective/entropy", "objective/scores", "objective/rlhf_reward",
+              "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg",
+              "val/explained_variance", "val/num_eos_tokens", "response/length_mean",
+              "perf/generation_tokens_per_sec", "perf/training_tokens_per_sec"):
+        assert k in rows[0], k
+    samples = (tmp_path / "o" / "samples.jsonl").read_text().splitlines()
+    assert samples and '"score"' in samples[0] and '"response"' in samples[0]
+
+
+def test_frozen_models_stay_bit_identical(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path, monkeypatch):
+    from rlhfkit.models.load import load_model, load_reward_model
+
+    built = {}
+    real = ppo.build_models
+
+    def capture(cfg, device):
+        built["m"] = real(cfg, device)
+        return built["m"]
+
+    monkeypatch.setattr(ppo, "build_models", capture)
+    cfg = cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", reward_fn=None, reward_model=str(tiny_rm_dir),
+                  max_steps=3)
+    ppo.train_ppo(cfg)
+    m = built["m"]
+    for a, b in zip(m.reference.state_dict().values(), load_model(str(tiny_model_dir)).state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(m.reward.state_dict().values(), load_reward_model(str(tiny_rm_dir)).state_dict().values()):
+        assert torch.equal(a, b)
+    changed = [not torch.equal(a, b) for a, b in zip(m.policy.state_dict().values(),
+                                                     load_model(str(tiny_model_dir)).state_dict().values())]
+    assert any(changed)
+    assert any(not torch.equal(a, b) for a, b in zip(m.value.state_dict().values(),
+                                                     load_reward_model(str(tiny_rm_dir)).state_dict().values()))
+
+
+def test_resume_after_sigint_reproduces_the_run(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
+    keys = ("objective/scores", "loss/policy_avg", "loss/value_avg", "objective/kl")
+    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "a", max_steps=4, save_steps=100,
+                          kl_target=1.0), reward_fn=count_o)
+    want = [[r[k] for k in keys] for r in read_metrics(tmp_path / "a")]
+    real_log = loop.MetricsLogger.log
+
+    def log_and_interrupt(self, step, metrics):
+        real_log(self, step, metrics)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(loop.MetricsLogger, "log", log_and_interrupt)
+    cut = cfg_for(tiny_model_dir, prompts_file, tmp_path / "b", max_steps=4, save_steps=100, kl_target=1.0)
+    with pytest.raises(loop.Interrupted, match="update 2"):
+        ppo.train_ppo(cut, reward_fn=count_o)
+    monkeypatch.setattr(loop.MetricsLogger, "log", real_log)
+    ppo.train_ppo(cut, reward_fn=count_o)
+    got = [[r[k] for k in keys] for r in read_metrics(tmp_path / "b")]
+    assert got == want
+    kl_coefs = [r["kl_coef"] for r in read_metrics(tmp_path / "b")]
+    assert kl_coefs == [r["kl_coef"] for r in read_metrics(tmp_path / "a")] and kl_coefs[0] != kl_coefs[-1]
+
+
+def test_missing_eos_penalty(tiny_model_dir):
+    from rlhfkit.rollout.generate import Samples
+    from rlhfkit.types import PPOModels
+
+    from conftest import make_model, make_tokenizer
+    from rlhfkit.models.load import load_reward_model
+
+    tok = make_tokenizer()
+    policy = make_model(tok)
+    value = load_reward_model(str(tiny_model_dir), quiet=True)
+    eos = tok.eos_token_id
+    s = Samples(prompt_ids=[[10, 11], [12]], response_ids=[[20, eos], [21, 22]], ended=torch.tensor([True, False]),
+                logprobs=torch.zeros(2, 2), entropy=torch.zeros(2, 2),
+                response_mask=torch.tensor([[True, True], [True, True]]))
+    batch = ppo.pack_rollout(s.prompt_ids, s.response_ids, eos, torch.device("cpu"))
+    models = PPOModels(policy=policy, reference=policy, reward=None, value=value)
+    cfg = build_config(PPOConfig, reward_fn="m:f", missing_eos_penalty=1.5, precision="fp32")
+    _, _, scores = ppo.score_rollout(models, s, batch, ["a", "b"], ["x", "y"], cfg, lambda p, r: [1.0, 1.0], None,
+                                     torch.device("cpu"))
+    assert scores.tolist() == [1.0, -0.5]
+
+
+def test_reward_fn_from_the_command_line(tiny_model_dir, prompts_file, tmp_path, monkeypatch, capsys):
+    mod = tmp_path / "my_reward.py"
+    mod.write_text("def length_reward(prompts, responses):\n    return [len(r) / 10 for r in responses]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["ppo", "--model", str(tiny_model_dir), "--prompts", str(prompts_file), "-o", str(tmp_path / "o"),
+            "--reward-fn", "my_reward:length_reward", "--max-steps", "2", "--batch-size", "8", "--max-new-tokens",
+            "6", "--precision", "fp32", "--no-progress", "--max-length", "48", "--max-prompt-length", "32"]
+    assert main(args) == 0
+    assert (tmp_path / "o" / "final" / "config.json").is_file()
+    rows = read_metrics(tmp_path / "o")
+    assert len(rows) == 2 and rows[0]["objective/scores"] > 0
+    bad = [a.replace("my_reward:length_reward", "my_reward:nope").replace(str(tmp_path / "o"), str(tmp_path / "o2"))
+           for a in args]
+    assert main(bad) == 2
+    assert "has no function 'nope'" in capsys.readouterr().err
+    assert main(["ppo", "--prompts", str(prompts_file), "-o", str(tmp_path / "o3")]) == 2  # no reward at all
+
+
+def test_lora_mode_shares_weights(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path, monkeypatch):
+    from rlhfkit.models.heads import packed_rewards
+    from rlhfkit.models.load import load_reward_model
+
+    built = {}
+    real = ppo.build_models
+
+    def capture(cfg, device):
+        built["m"] = real(cfg, device)
+        return built["m"]
+
+    monkeypatch.setattr(ppo, "build_models", capture)
+    cfg = cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", reward_fn=None, reward_model=str(tiny_rm_dir),
+                  lora=True, lora_r=4, lora_alpha=8, max_steps=2, learning_rate=1e-2)
+    ppo.train_ppo(cfg)
+    m = built["m"]
+    assert m.reference is m.policy and m.reward is m.value
+    assert m.reference_is_policy_without_adapter and m.reward_is_value_without_adapter
+    eos = 2
+    batch = ppo.pack_rollout([[10, 11, 12], [13]], [[20, 21, eos], [22, eos]], eos, torch.device("cpu"))
+    with m.value.disable_adapter():
+        shared = packed_rewards(m.value, batch)
+    with torch.no_grad():
+        adapted = packed_rewards(m.value, batch)
+    torch.testing.assert_close(shared, packed_rewards(load_reward_model(str(tiny_rm_dir)), batch))
+    assert not torch.allclose(shared, adapted)                       # the value model did train
