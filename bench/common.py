@@ -36,7 +36,8 @@ def workload_file(path: Path) -> Path:
     return path
 
 
-def run_trl(mode: str, steps: int, python: str) -> dict:
+def run_trl(mode: str, steps: int, python: str, extra_env: dict | None = None,
+            extra_args: list[str] | None = None) -> dict:
     """TRL's harness on the same workload; it needs MODEL_DIR and DATA_FILE in its own format."""
     from rlhfkit.models.load import resolve_model
 
@@ -46,8 +47,9 @@ def run_trl(mode: str, steps: int, python: str) -> dict:
         subprocess.run([python, str(SHARED / "bench" / "extract_hh.py")], stdin=src, stdout=dst, check=True,
                        stderr=subprocess.DEVNULL)
     env = dict(os.environ, MODEL_DIR=resolve_model(None, quiet=True).path, DATA_FILE=str(data),
-               OUT_DIR=str(tmp / "out"))
-    res = subprocess.run([python, str(SHARED / "bench" / "trl_bench.py"), mode, "--steps", str(steps)],
+               OUT_DIR=str(tmp / "out"), **(extra_env or {}))
+    res = subprocess.run([python, str(SHARED / "bench" / "trl_bench.py"), mode, "--steps", str(steps),
+                          *(extra_args or [])],
                          env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"TRL run failed:\n{res.stderr[-2000:]}")

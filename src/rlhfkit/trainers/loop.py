@@ -128,6 +128,14 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def inference_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for forwards without gradients (sampling, reference, reward, evaluation): bf16 only where it is
+    native. On CPUs that emulate bf16, fp32 runs these ~3x faster and exactly."""
+    from rlhfkit.models.forward import native_bf16
+
+    return autocast(device, precision) if native_bf16(device) else contextlib.nullcontext()
+
+
 # ----------------------------------------------------------------------------------------------
 # batching
 # ----------------------------------------------------------------------------------------------
@@ -593,10 +601,14 @@ def check_starting_model(tokenizer: Any, model_name: str, conversational: bool, 
 # the shared optimisation loop
 # ----------------------------------------------------------------------------------------------
 def start_run(cfg: Any) -> tuple[Any, Path, Any]:
-    """The first lines of every trainer: output folder, CPU threads, accelerator, resolved precision, seed.
+    """The first lines of every trainer: validation, output folder, CPU threads, accelerator, resolved precision,
+    seed.
     Returns (cfg with precision resolved, output folder, accelerator)."""
     from accelerate import Accelerator
 
+    from rlhfkit.config import validate
+
+    validate(cfg)  # configs built in Python skip build_config: check them here too
     if not cfg.output:
         raise RlhfkitError("give --output DIR (rerunning on the same folder resumes)")
     out = Path(cfg.output)

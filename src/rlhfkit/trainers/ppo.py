@@ -130,23 +130,36 @@ def score_rollout(models: PPOModels, samples: Samples, batch: PackedBatch, promp
     response without EOS loses `missing_eos_penalty`."""
     lengths = samples.lengths
     with _disabled(models.reference, models.reference_is_policy_without_adapter), \
-            loop.autocast(device, cfg.precision):
+            loop.inference_autocast(device, cfg.precision):
         ref = completion_logprobs(models.reference, batch, temperature=cfg.temperature).float()
-    with loop.autocast(device, cfg.precision):
-        values = packed_values(models.value, batch).float()
+    with loop.inference_autocast(device, cfg.precision):
+        values = standardized(packed_values(models.value, batch).float(), stats if _value_from_rm(cfg) else None)
     if reward_fn is not None:
         out = reward_fn(list(prompts), list(texts))
         scores = torch.as_tensor([float(x) for x in out], dtype=torch.float32)
         if scores.numel() != len(texts):
             raise RlhfkitError(f"--reward-fn returned {scores.numel()} scores for {len(texts)} responses")
     else:
-        with _disabled(models.reward, models.reward_is_value_without_adapter), loop.autocast(device, cfg.precision):
+        with _disabled(models.reward, models.reward_is_value_without_adapter), \
+                loop.inference_autocast(device, cfg.precision):
             scores = packed_rewards(models.reward, batch).float().cpu()
-        if stats is not None:
-            scores = (scores - stats[0]) / max(stats[1], 1e-6)
+        scores = standardized(scores, stats)
     if cfg.missing_eos_penalty is not None:
         scores = scores - cfg.missing_eos_penalty * (~samples.ended).float()
     return to_padded(ref.cpu(), lengths), to_padded(values.cpu(), lengths), scores
+
+
+def _value_from_rm(cfg: PPOConfig) -> bool:
+    return bool(cfg.reward_model) and cfg.value_model in (None, cfg.reward_model)
+
+
+def standardized(x: torch.Tensor, stats: Optional[tuple[float, float]]) -> torch.Tensor:
+    """(x - mean) / std with a reward model's stored statistics (identity without them). Applied to the score and,
+    when the value model starts from that reward model, to its values, so that the value model's first
+    predictions are on the scale of the returns it learns (an affine map: gradients pass through)."""
+    if stats is None:
+        return x
+    return (x - stats[0]) / max(stats[1], 1e-6)
 
 
 def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.Tensor, scores: torch.Tensor,
@@ -164,11 +177,12 @@ def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.
 
 def ppo_minibatch_loss(models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict, cfg: PPOConfig,
                        device: torch.device) -> tuple[torch.Tensor, dict]:
-    """Step 4 for one minibatch: policy and value forwards, clipped losses, token-mean reduction."""
+    """Step 4 for one minibatch: policy and value forwards, clipped losses, token-mean reduction. `old` holds the
+    rollout's (b, T) tensors and, under "stats", the value standardisation (see `standardized`)."""
     mask = old["mask"]
     with loop.autocast(device, cfg.precision):
         logp = completion_logprobs(models.policy, mb, temperature=cfg.temperature).float()
-        values = packed_values(models.value, mb).float()
+        values = standardized(packed_values(models.value, mb).float(), old.get("stats"))
     logp, values = to_padded(logp, lengths.to(logp.device)), to_padded(values, lengths.to(values.device))
     pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
     vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
@@ -373,7 +387,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             idx = rollout_prompts(step)
             # 1. rollout
             models.policy.eval()
-            with loop.autocast(device, cfg.precision):
+            with loop.inference_autocast(device, cfg.precision):
                 samples = sample(models.policy, [prompt_ids[i] for i in idx], max_new_tokens=cfg.max_new_tokens,
                                  temperature=cfg.temperature, top_p=cfg.top_p, eos_id=eos_id, pad_id=pad_id,
                                  device=device)
@@ -390,6 +404,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             adv = advantages_and_returns(samples.logprobs, ref, old_values, scores, mask, cfg, kl_ctl.value)
             old = {"logp": samples.logprobs, "values": old_values, "advantages": adv["advantages"],
                    "returns": adv["returns"], "mask": mask}
+            value_stats = stats if _value_from_rm(cfg) else None
             # 4. PPO epochs over minibatches: policy and value, one optimizer step each per minibatch
             t1 = time.perf_counter()
             models.policy.train()
@@ -406,6 +421,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
                     old_mb = {k: v[sel].to(device) for k, v in old.items()}
                     T = int(samples.lengths[sel].max())
                     old_mb = {k: v[:, :T] for k, v in old_mb.items()}
+                    old_mb["stats"] = value_stats
                     loss, row = ppo_minibatch_loss(models, mb, samples.lengths[sel], old_mb, cfg, device)
                     ok = guard.check(loss.detach())
                     if ok:

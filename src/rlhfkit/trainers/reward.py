@@ -64,7 +64,7 @@ def pair_rewards(model: Any, data: PairData, cfg: Any, pad_id: int, device: torc
     for start in range(0, len(order), cfg.batch_size):
         ks = order[start:start + cfg.batch_size]
         batch = pack([data.pairs[indices[k]] for k in ks], pad_id, cfg, device)
-        with loop.autocast(device, cfg.precision):
+        with loop.inference_autocast(device, cfg.precision):
             rewards = packed_rewards(model, batch).float().cpu()           # (2B,)
         out[torch.tensor(ks)] = rewards.view(2, -1).T
         bar.update(len(ks))
