@@ -185,7 +185,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, short: Option
         names = [flag] + ([short[fld.name]] if short and fld.name in short else [])
         help_ = fld.metadata.get("help", "")
         default = fld.default if fld.default is not dataclasses.MISSING else fld.default_factory()  # type: ignore
-        help_ = f"{help_} [default: {default}]"
+        help_ = f"{help_} [default: {default}]".replace("%", "%%")  # argparse formats help strings with %
         if t is bool:
             parser.add_argument(*names, dest=fld.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=help_)

@@ -24,3 +24,20 @@ def make_pairs(n: int, seed: int = 0) -> list[dict]:
 def write_pairs(path: Path, n: int, seed: int = 0) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in make_pairs(n, seed)))
     return path
+
+
+def interrupt_after_step(monkeypatch, step: int) -> None:
+    """Send this process a real SIGINT right after the trainer logs `step` (the run then checkpoints and stops)."""
+    import os
+    import signal
+
+    from rlhfkit.trainers import loop
+
+    real_log = loop.MetricsLogger.log
+
+    def log_and_interrupt(self, s, metrics):
+        real_log(self, s, metrics)
+        if s == step and any(k.startswith(("train/", "objective/")) for k in metrics):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(loop.MetricsLogger, "log", log_and_interrupt)

@@ -1,7 +1,5 @@
 """DPO trainer on tiny models: it learns, the reference stays put, resume is exact, NaN is skipped, guards hold."""
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -13,7 +11,7 @@ from rlhfkit.errors import RlhfkitError
 from rlhfkit.trainers import dpo, loop
 from rlhfkit.trainers.loop import read_metrics
 
-from synthetic import write_pairs
+from synthetic import interrupt_after_step, write_pairs
 
 
 @pytest.fixture()
@@ -124,19 +122,12 @@ def test_resume_after_sigint_reproduces_losses_exactly(tiny_model_dir, pairs_fil
     assert len(want) == 8
 
     # Ctrl-C after step 3: a real SIGINT to this process, delivered while metrics are written
-    real_log = loop.MetricsLogger.log
-
-    def log_and_interrupt(self, step, metrics):
-        real_log(self, step, metrics)
-        if step == 3 and "train/loss" in metrics:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop.MetricsLogger, "log", log_and_interrupt)
+    interrupt_after_step(monkeypatch, 3)
     cut = cfg_for(tiny_model_dir, pairs_file, tmp_path / "b", max_steps=8, shuffle=True, save_steps=100)
     with pytest.raises(loop.Interrupted, match="step 3"):
         dpo.train_dpo(cut)
     assert [d.name for d in loop.checkpoint_dirs(tmp_path / "b")] == ["step-3"]
-    monkeypatch.setattr(loop.MetricsLogger, "log", real_log)
+    monkeypatch.undo()
     dpo.train_dpo(cut)                                                  # the same command again resumes
     assert losses(tmp_path / "b") == want                               # exactly, fp32 on CPU
 

@@ -1,8 +1,5 @@
 """PPO on tiny models: it raises a programmatic reward with bounded KL, frozen models stay frozen, resume is exact,
 the missing-EOS penalty and the reward-function path work, LoRA mode shares weights correctly."""
-import os
-import signal
-import sys
 
 import pytest
 import torch
@@ -12,7 +9,7 @@ from rlhfkit.config import PPOConfig, build_config
 from rlhfkit.trainers import loop, ppo
 from rlhfkit.trainers.loop import read_metrics
 
-from synthetic import write_pairs
+from synthetic import interrupt_after_step, write_pairs
 
 
 def count_o(prompts, responses):
@@ -40,6 +37,19 @@ def tiny_rm_dir(tiny_model_dir, tmp_path_factory):
 
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(d)
     return d
+
+
+def capture_models(monkeypatch) -> dict:
+    """Make train_ppo leave the PPOModels it built in the returned dict (key "m")."""
+    built = {}
+    real = ppo.build_models
+
+    def capture(cfg, device):
+        built["m"] = real(cfg, device)
+        return built["m"]
+
+    monkeypatch.setattr(ppo, "build_models", capture)
+    return built
 
 
 def cfg_for(model_dir, data, out, **kw):
@@ -70,14 +80,7 @@ def test_ppo_raises_a_programmatic_reward_with_bounded_kl(tiny_model_dir, prompt
 def test_frozen_models_stay_bit_identical(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path, monkeypatch):
     from rlhfkit.models.load import load_model, load_reward_model
 
-    built = {}
-    real = ppo.build_models
-
-    def capture(cfg, device):
-        built["m"] = real(cfg, device)
-        return built["m"]
-
-    monkeypatch.setattr(ppo, "build_models", capture)
+    built = capture_models(monkeypatch)
     cfg = cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", reward_fn=None, reward_model=str(tiny_rm_dir),
                   max_steps=3)
     ppo.train_ppo(cfg)
@@ -98,18 +101,11 @@ def test_resume_after_sigint_reproduces_the_run(tiny_model_dir, prompts_file, tm
     ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "a", max_steps=4, save_steps=100,
                           kl_target=1.0), reward_fn=count_o)
     want = [[r[k] for k in keys] for r in read_metrics(tmp_path / "a")]
-    real_log = loop.MetricsLogger.log
-
-    def log_and_interrupt(self, step, metrics):
-        real_log(self, step, metrics)
-        if step == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop.MetricsLogger, "log", log_and_interrupt)
+    interrupt_after_step(monkeypatch, 2)
     cut = cfg_for(tiny_model_dir, prompts_file, tmp_path / "b", max_steps=4, save_steps=100, kl_target=1.0)
     with pytest.raises(loop.Interrupted, match="update 2"):
         ppo.train_ppo(cut, reward_fn=count_o)
-    monkeypatch.setattr(loop.MetricsLogger, "log", real_log)
+    monkeypatch.undo()
     ppo.train_ppo(cut, reward_fn=count_o)
     got = [[r[k] for k in keys] for r in read_metrics(tmp_path / "b")]
     assert got == want
@@ -161,14 +157,7 @@ def test_lora_mode_shares_weights(tiny_model_dir, tiny_rm_dir, prompts_file, tmp
     from rlhfkit.models.heads import packed_rewards
     from rlhfkit.models.load import load_reward_model
 
-    built = {}
-    real = ppo.build_models
-
-    def capture(cfg, device):
-        built["m"] = real(cfg, device)
-        return built["m"]
-
-    monkeypatch.setattr(ppo, "build_models", capture)
+    built = capture_models(monkeypatch)
     cfg = cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", reward_fn=None, reward_model=str(tiny_rm_dir),
                   lora=True, lora_r=4, lora_alpha=8, max_steps=2, learning_rate=1e-2)
     ppo.train_ppo(cfg)

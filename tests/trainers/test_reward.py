@@ -1,8 +1,6 @@
 """Reward-model trainer on tiny models: it learns, resume is exact, LoRA saves a loadable model, scoring works."""
 import json
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -12,7 +10,7 @@ from rlhfkit.config import RewardConfig, build_config
 from rlhfkit.trainers import loop, reward
 from rlhfkit.trainers.loop import read_metrics
 
-from synthetic import make_pairs, write_pairs
+from synthetic import interrupt_after_step, make_pairs, write_pairs
 
 
 def cfg_for(model_dir, data, out, **kw):
@@ -128,18 +126,11 @@ def test_resume_after_sigint_reproduces_losses_exactly(tiny_model_dir, tmp_path,
     reward.train_rm(cfg_for(tiny_model_dir, data, tmp_path / "a", **dpo_like))
     want = losses(tmp_path / "a")
     assert len(want) == 8
-    real_log = loop.MetricsLogger.log
-
-    def log_and_interrupt(self, step, metrics):
-        real_log(self, step, metrics)
-        if step == 3 and "train/loss" in metrics:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(loop.MetricsLogger, "log", log_and_interrupt)
+    interrupt_after_step(monkeypatch, 3)
     cut = cfg_for(tiny_model_dir, data, tmp_path / "b", **dpo_like)
     with pytest.raises(loop.Interrupted, match="step 3"):
         reward.train_rm(cut)
-    monkeypatch.setattr(loop.MetricsLogger, "log", real_log)
+    monkeypatch.undo()
     reward.train_rm(cut)
     assert losses(tmp_path / "b") == want
 

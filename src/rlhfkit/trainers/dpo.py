@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from rlhfkit.config import DPOConfig, save_config
+from rlhfkit.config import DPOConfig
 from rlhfkit.data.collate import PackedBatch
 from rlhfkit.data.pairs import PairData, load_pair_data, pack
 from rlhfkit.data.tokenize import TokenizedPair
@@ -175,20 +175,11 @@ def _starting_model_name(cfg: DPOConfig) -> str:
 # ----------------------------------------------------------------------------------------------
 def train_dpo(cfg: DPOConfig) -> Path:
     """Train a policy with the DPO-family loss `cfg.loss_type`; returns the final model folder (out/final)."""
-    from rlhfkit.models.load import load_tokenizer
-
     cfg, out, accelerator = loop.start_run(cfg)
     device = accelerator.device
 
     # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
-    tokenizer = load_tokenizer(cfg.model)
-    train, ev, conversational = load_pair_data(cfg, tokenizer)
-    loop.check_starting_model(tokenizer, _starting_model_name(cfg), conversational, cfg)
-    if not train.pairs:
-        raise RlhfkitError(f"{cfg.data}: no training pairs")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
+    tokenizer, train, ev, pad_id = loop.prepare_pairs(cfg, out, accelerator, _starting_model_name(cfg))
 
     # 2. models: policy (trainable), reference (frozen bf16 copy, or the adapter switched off)
     policy, ref_model, adapter_off = load_models(cfg, device)
@@ -238,7 +229,7 @@ def eval_dpo(cfg: DPOConfig) -> dict:
     cfg = loop.resolve_precision(cfg, device)
     tokenizer = load_tokenizer(cfg.model)
     _, ev, _ = load_pair_data(cfg, tokenizer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = loop.pad_token_id(tokenizer)
     policy = load_model(cfg.model, attn_implementation="sdpa").to(device)
     ref = load_model(reference, dtype=frozen_dtype(cfg.precision, device), attn_implementation="sdpa", quiet=True).to(device)
     return evaluate(policy, ref, ev, cfg, pad_id, device, adapter_off_ref=False)

@@ -597,6 +597,28 @@ def check_starting_model(tokenizer: Any, model_name: str, conversational: bool, 
         raise RlhfkitError("conversational data needs the chat template; drop --no-use-chat-template")
 
 
+def pad_token_id(tokenizer: Any) -> int:
+    """The id padding is written with (EOS when there is no pad token); masks never compare ids with it."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def prepare_pairs(cfg: Any, out: Path, accelerator: Any, starting_model: str) -> tuple[Any, Any, Any, int]:
+    """Step 1 of the pairwise trainers (DPO, reward model): tokenizer, preference data loaded (errors stop here),
+    split, base-model guard, tokenised; the resolved config saved. Returns (tokenizer, train, eval or None, pad id)."""
+    from rlhfkit.config import save_config
+    from rlhfkit.data.pairs import load_pair_data
+    from rlhfkit.models.load import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.model)
+    train, ev, conversational = load_pair_data(cfg, tokenizer)
+    check_starting_model(tokenizer, starting_model, conversational, cfg)
+    if not train.pairs:
+        raise RlhfkitError(f"{cfg.data}: no training pairs")
+    if accelerator.is_main_process:
+        save_config(cfg, out / "config.yaml")
+    return tokenizer, train, ev, pad_token_id(tokenizer)
+
+
 # ----------------------------------------------------------------------------------------------
 # the shared optimisation loop
 # ----------------------------------------------------------------------------------------------

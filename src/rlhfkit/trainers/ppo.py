@@ -316,7 +316,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
     if len(prompts) < cfg.batch_size:
         raise RlhfkitError(f"{cfg.data}: {len(prompts)} prompts, fewer than one rollout batch "
                            f"(--batch-size {cfg.batch_size})")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = loop.pad_token_id(tokenizer)
     eos_id = tokenizer.eos_token_id
     if main:
         save_config(cfg, out / "config.yaml")

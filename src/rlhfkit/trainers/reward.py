@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from rlhfkit.config import RewardConfig, save_config
-from rlhfkit.data.pairs import PairData, load_pair_data, pack
+from rlhfkit.config import RewardConfig
+from rlhfkit.data.pairs import PairData, pack
 from rlhfkit.data.tokenize import wants_chat_template
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.preference import bradley_terry_loss
@@ -123,20 +123,13 @@ def _starting_model_name(cfg: RewardConfig) -> str:
 def train_rm(cfg: RewardConfig) -> Path:
     """Train a reward model on cfg.data; returns the final model folder (out/final), loadable with
     `rlhfkit.models.load.load_reward_model` or `AutoModelForSequenceClassification.from_pretrained`."""
-    from rlhfkit.models.load import REWARD_INFO_KEY, load_tokenizer
+    from rlhfkit.models.load import REWARD_INFO_KEY
 
     cfg, out, accelerator = loop.start_run(cfg)
     device = accelerator.device
 
     # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
-    tokenizer = load_tokenizer(cfg.model)
-    train, ev, conversational = load_pair_data(cfg, tokenizer)
-    loop.check_starting_model(tokenizer, _starting_model_name(cfg), conversational, cfg)
-    if not train.pairs:
-        raise RlhfkitError(f"{cfg.data}: no training pairs")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
+    tokenizer, train, ev, pad_id = loop.prepare_pairs(cfg, out, accelerator, _starting_model_name(cfg))
 
     # 2. model: backbone + scalar head (seeded by start_run), LoRA or full
     model = load_rm_for_training(cfg, device)
@@ -198,7 +191,7 @@ def eval_rm(model_name: str, data: str, *, data_format: Optional[str] = None, ba
     if not examples:
         raise RlhfkitError(f"{data}: no pairs to evaluate")
     pairs = PairData(tokenize_pairs(examples, tokenizer, cfg, "eval"))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = loop.pad_token_id(tokenizer)
     rw = pair_rewards(model, pairs, cfg, pad_id, device, desc="scoring pairs")
     lc = [len(p.chosen_ids) for p in pairs.pairs]   # response tokens (with the EOS)
     lr = [len(p.rejected_ids) for p in pairs.pairs]

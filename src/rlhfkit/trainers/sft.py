@@ -84,7 +84,7 @@ def train_sft(cfg: SFTConfig) -> Path:
         train_ex, eval_ex = split_sft_examples(train_ex, cfg.eval_fraction, cfg.seed)
     train = tokenize_examples(train_ex, tokenizer, cfg, "train")
     ev = tokenize_examples(eval_ex, tokenizer, cfg, "eval") if eval_ex else None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = loop.pad_token_id(tokenizer)
     if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
 
