@@ -325,9 +325,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
     models = build_models(cfg, device)
     stats = None
     if cfg.reward_model:
-        from rlhfkit.models.load import load_tokenizer as _lt
-
-        if not _same_vocab(tokenizer, _lt(cfg.reward_model, quiet=True)):
+        if not _same_vocab(tokenizer, load_tokenizer(cfg.reward_model, quiet=True)):
             raise RlhfkitError(f"the reward model {cfg.reward_model} uses another tokenizer than the policy; PPO "
                                "scores the policy's tokens directly, so train the reward model from the same family")
         info = reward_info(models.reward)

@@ -21,6 +21,7 @@ from rlhfkit.config import RewardConfig
 from rlhfkit.data.pairs import PairData, pack
 from rlhfkit.data.tokenize import wants_chat_template
 from rlhfkit.errors import RlhfkitError
+from rlhfkit.eval.reward import pairwise_accuracy
 from rlhfkit.losses.preference import bradley_terry_loss
 from rlhfkit.models.forward import native_bf16
 from rlhfkit.models.heads import RewardScores, packed_rewards
@@ -45,7 +46,7 @@ def rm_losses(rewards: torch.Tensor, margin: Optional[torch.Tensor], cfg: Reward
     losses = bradley_terry_loss(c, r, margin if cfg.use_margin else None, cfg.center_rewards_coefficient)
     d = (c - r).detach()
     return losses, {"train/loss": losses.detach().mean().item(),
-                    "train/accuracy": ((d > 0).float() + 0.5 * (d == 0).float()).mean().item(),
+                    "train/accuracy": pairwise_accuracy(d),
                     "train/margin": d.mean().item(),
                     "rewards/chosen": c.detach().mean().item(), "rewards/rejected": r.detach().mean().item()}
 
@@ -79,7 +80,7 @@ def evaluate(model: Any, data: PairData, cfg: RewardConfig, pad_id: int, device:
     losses = bradley_terry_loss(rw[:, 0], rw[:, 1], margin if cfg.use_margin else None)
     d = rw[:, 0] - rw[:, 1]
     return {"eval/loss": losses.mean().item(),
-            "eval/accuracy": ((d > 0).float() + 0.5 * (d == 0).float()).mean().item(),
+            "eval/accuracy": pairwise_accuracy(d),
             "eval/margin": d.mean().item()}
 
 
