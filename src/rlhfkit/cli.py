@@ -151,11 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_data(sub)
     _add_model(sub)
-    # trainers register themselves here as they land (sft, dpo, rm, ppo, eval, demo)
-    from rlhfkit import cli_train
+    # each group of verbs lives in its own module with an add_parsers(sub) function
+    import importlib
 
-    cli_train.add_parsers(sub)
+    for name in _VERB_MODULES:
+        importlib.import_module(name).add_parsers(sub)
     return parser
+
+
+# sft, dpo, rm, ppo | eval, demo | report | generate, label
+_VERB_MODULES = ("rlhfkit.cli_train", "rlhfkit.cli_eval", "rlhfkit.cli_report", "rlhfkit.cli_rlaif")
 
 
 def main(argv: list[str] | None = None) -> int:
