@@ -1,0 +1,88 @@
+"""AI feedback (RLAIF): judges turn `(prompt, response_a, response_b)` into a `Verdict` with provenance.
+
+A judge is any object with
+    judge_id:   str, the judge's identity (model, prompt template version and hash): goes into `source` and the
+                verdict cache's key, so changing the model or the rubric never reuses old verdicts;
+    concurrent: bool, whether `judge` may be called from several threads at once (HTTP judges);
+    judge(prompt, response_a, response_b) -> Verdict.
+
+Three kinds, named on the command line by a scheme (`load_judge`):
+    hf:MODEL      a local HF chat model; the verdict is read from the probabilities of the answer tokens "A"/"B"
+    openai:MODEL  any OpenAI-compatible chat-completions endpoint (--base-url), standard library HTTP only
+    rm:PATH       a reward model trained by `rlhfkit rm train`: the higher reward wins
+
+Judges run offline, never inside a trainer: `rlhfkit label` (judges/label.py) asks each pair in both orders and
+writes a preference file; `rlhfkit label --agreement` (judges/agreement.py) measures a judge against human labels.
+Heavy modules (torch, transformers) are imported by the judge that needs them, when it is built.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+from rlhfkit.errors import RlhfkitError
+
+WINNERS = ("a", "b", "tie")
+SCHEMES = ("hf", "openai", "rm")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judgement of (prompt, response_a, response_b).
+
+    winner:     "a" | "b" | "tie", or None when the judge failed (unreadable reply, network error after retries)
+    confidence: the judge's probability for its answer in [0, 1] when it has one (hf: softmax over the two answer
+                tokens; rm: sigmoid(|r_a - r_b|); openai: from the answer token's log-probs when the server
+                returns them), else None
+    raw:        what the judge said, for inspection (JSON-serialisable: reply text, probabilities, rewards, error)
+    judge_id:   the judge that gave it
+    """
+
+    winner: Optional[str]
+    confidence: Optional[float]
+    raw: Any
+    judge_id: str
+
+    def to_dict(self) -> dict:
+        return {"winner": self.winner, "confidence": self.confidence, "raw": self.raw, "judge_id": self.judge_id}
+
+
+class Judge(Protocol):
+    judge_id: str
+    concurrent: bool
+
+    def judge(self, prompt: Any, response_a: Any, response_b: Any) -> Verdict: ...
+
+
+class JudgeError(RlhfkitError):
+    """A judge that cannot work at all (bad spec, refused API key, unknown model): stop, no retries."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """"hf:MODEL" -> ("hf", "MODEL"); an unknown scheme or an empty name raises JudgeError."""
+    scheme, sep, name = spec.partition(":")
+    if not sep or scheme not in SCHEMES:
+        raise JudgeError(f"unknown judge {spec!r}: name it as hf:MODEL (local chat model), openai:MODEL "
+                         "(OpenAI-compatible endpoint, with --base-url) or rm:PATH (reward model folder)")
+    if not name.strip():
+        raise JudgeError(f"judge {spec!r} names no model: write {scheme}:MODEL")
+    return scheme, name.strip()
+
+
+def load_judge(spec: str, *, rubric: Optional[str] = None, **options: Any) -> Judge:
+    """Build the judge a spec names. `options` go to that judge's constructor (openai: base_url, api_key_env,
+    timeout, max_retries, rate_limit, ...; hf: device; rm: batch_size); options for other kinds are ignored."""
+    scheme, name = parse_spec(spec)
+    if scheme == "openai":
+        from rlhfkit.judges.http import OpenAIJudge
+
+        keys = ("base_url", "api_key_env", "timeout", "max_retries", "backoff", "rate_limit", "max_tokens",
+                "logprobs")
+        return OpenAIJudge(name, rubric=rubric, **{k: v for k, v in options.items() if k in keys and v is not None})
+    if scheme == "hf":
+        from rlhfkit.judges.hf import HFJudge
+
+        return HFJudge(name, rubric=rubric, **{k: v for k, v in options.items() if k in ("device",)})
+    from rlhfkit.judges.rm import RMJudge
+
+    return RMJudge(name, **{k: v for k, v in options.items() if k in ("device", "batch_size")})
