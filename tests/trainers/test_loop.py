@@ -81,3 +81,45 @@ def test_fp32_adapters_compute_lora_in_fp32_under_autocast(tiny_tokenizer):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(input_ids=torch.tensor([[5, 6, 7]])).logits
     assert seen == [torch.float32] and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mode", ["off", "selective", "full"])
+def test_lora_layers_adapts_only_the_top_layers_and_backward_stops_there(tiny_tokenizer, mode):
+    """lora_layers=1 on a 3-layer model: adapters only in layer 2, and the backward pass never reaches the layers
+    below it (their outputs need no gradient), which is where the saving comes from; with activation checkpointing
+    too (transformers' own set-up would make the embeddings require grad), and with the same adapter gradients."""
+    from conftest import make_model
+
+    from rlhfkit.config import DPOConfig
+    from rlhfkit.errors import RlhfkitError
+
+    def lora_grads(ck: str):
+        m = loop.apply_lora(make_model(tiny_tokenizer, layers=3), DPOConfig(lora_r=4, lora_layers=1))
+        for n, p in m.named_parameters():
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.1)   # B starts at zero: give A a gradient too
+        loop.enable_activation_checkpointing(m, ck)
+        m.train()
+        m(input_ids=torch.tensor([[5, 6, 7, 8]])).logits.square().sum().backward()
+        return {n: p.grad.clone() for n, p in m.named_parameters() if p.requires_grad}
+
+    ref, got = lora_grads("off"), lora_grads(mode)
+    assert ref.keys() == got.keys() and len(ref) == 14          # 7 target modules x (A, B), layer 2 only
+    for n in ref:
+        torch.testing.assert_close(ref[n], got[n], atol=1e-6, rtol=1e-5)
+
+    model = loop.apply_lora(make_model(tiny_tokenizer, layers=3), DPOConfig(lora_r=4, lora_layers=1))
+    loop.enable_activation_checkpointing(model, mode)
+    model.train()
+    adapted = {n.split("layers.")[1].split(".")[0] for n, p in model.named_parameters() if "lora_" in n}
+    assert adapted == {"2"}
+    seen = []
+    inner = model.get_base_model().model.layers
+    for i, layer in enumerate(inner):
+        layer.register_forward_hook(lambda mod, inp, out, i=i: seen.append((i, (out[0] if isinstance(out, tuple)
+                                                                                   else out).requires_grad)))
+    model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits.sum().backward()
+    assert seen == [(0, False), (1, False), (2, True)]
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
+    with pytest.raises(RlhfkitError, match="has 3 layers"):
+        loop.apply_lora(make_model(tiny_tokenizer, layers=3), DPOConfig(lora_r=4, lora_layers=5))

@@ -8,9 +8,10 @@ second forward pass is spent on them; top-p only decides which tokens can be dra
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -62,6 +63,31 @@ def to_padded(flat: Tensor, lengths: Tensor) -> Tensor:
     return out
 
 
+@contextlib.contextmanager
+def decode_layout(model: Any, enabled: bool = True) -> Iterator[None]:
+    """Store the 2-D weights of `model` column-major while it decodes, then restore them.
+
+    A decode step multiplies a few rows (one token per sequence) by every weight matrix. On CPU, `F.linear` with a
+    row-major (out, in) weight takes a slow path for such thin inputs: measured on this project's 2-core Xeon,
+    (16 x 576) @ (576 x 1536) ran in 1.45 ms row-major and 0.27 ms with the same values stored column-major (the
+    transposed matrix contiguous), with equal results; at 640+ rows (training, prefill) both take the same time.
+    Only the memory layout changes (`param.data` is re-strided; the Parameter objects, and so optimizer state and
+    tied weights, stay the same), and the original layout is restored on exit, so training is unaffected."""
+    if not enabled:
+        yield
+        return
+    changed = []
+    for prm in {id(q): q for q in model.parameters()}.values():
+        if prm.dim() == 2 and prm.is_contiguous() and prm.device.type == "cpu":
+            changed.append(prm)
+            prm.data = prm.data.t().contiguous().t()
+    try:
+        yield
+    finally:
+        for prm in changed:
+            prm.data = prm.data.contiguous()
+
+
 @torch.no_grad()
 def sample(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 1.0,
            top_p: float = 1.0, eos_id: int, pad_id: int, device: Optional[torch.device] = None) -> Samples:
@@ -82,7 +108,8 @@ def sample(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
         kw.update(temperature=temperature, top_p=top_p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # generation-config notices about flags we set on purpose
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kw)
+        with decode_layout(model, enabled=torch.device(device).type == "cpu"):
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kw)
     tokens = out.sequences[:, P:]                                     # (B, T')
     lengths, ended = response_lengths(tokens, eos_id)
     T = tokens.shape[1]

@@ -174,9 +174,15 @@ def apply_lora(model: Any, cfg: Any, task_type: str = "CAUSAL_LM") -> Any:
     if missing:
         raise RlhfkitError(f"LoRA target modules {missing} are not in this model; it has e.g. "
                            f"{sorted(n for n in names if n.endswith('proj'))[:10]}")
+    layers = None
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    if getattr(cfg, "lora_layers", 0) and n_layers:
+        if cfg.lora_layers > n_layers:
+            raise RlhfkitError(f"lora_layers is {cfg.lora_layers} but the model has {n_layers} layers")
+        layers = list(range(n_layers - cfg.lora_layers, n_layers))   # the top layers: backward stops below them
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), bias="none", task_type=task_type,
-                      modules_to_save=["score"] if task_type == "SEQ_CLS" else None)
+                      modules_to_save=["score"] if task_type == "SEQ_CLS" else None, layers_to_transform=layers)
     return get_peft_model(model, lcfg)
 
 
@@ -224,6 +230,11 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
             base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    # transformers also hooks the embeddings so their output requires grad: only re-entrant checkpointing needs
+    # that, and we never use it. With the hook, every backward runs down to the embeddings even when only the top
+    # layers train (LoRA with lora_layers); without it, the backward stops at the lowest trainable layer.
+    if getattr(base, "_require_grads_hook", None) is not None:
+        base.disable_input_require_grads()
 
 
 def trim_freed_memory() -> None:
