@@ -61,3 +61,11 @@ def test_real_demo_dpo(tmp_path):
     assert s["ci95"][0] > 0.5, s
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
+    # the DPO model also ranks the held-out pairs as people did (this replaces the old one-epoch slow DPO test)
+    from rlhfkit.config import DPOConfig, build_config
+    from rlhfkit.trainers.dpo import eval_dpo
+
+    m = eval_dpo(build_config(DPOConfig, model=str(out / "dpo" / "final"), eval_data=str(out / "data" / "test.jsonl"),
+                              max_length=256, max_prompt_length=128, progress=False))
+    assert m["eval/rewards/accuracies"] >= 0.8, m
+    assert m["eval/rewards/margins"] > 0, m

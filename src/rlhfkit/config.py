@@ -97,6 +97,8 @@ class DPOConfig(TrainConfig):
     loss_type: str = f("sigmoid", "sigmoid (DPO) | robust | ipo | hinge")
     beta: float = f(0.1, "strength of the KL anchor to the reference (temperature of the implicit reward)")
     label_smoothing: float = f(0.0, "assumed label-noise rate (cDPO for sigmoid, robust DPO for robust)")
+    rpo_alpha: float = f(0.0, "weight of the chosen responses' per-token NLL added to the loss (RPO, Pang et al. "
+                              "2024; TRL's rpo_alpha): keeps the preferred answers, EOS included, likely (0 = off)")
     reference: Optional[str] = f(None, "reference model (default: the starting model / LoRA adapter disabled)")
     precompute_ref: bool = f(False, "compute reference log-probs once, store them, free the reference model")
     prefix_sharing: bool = f(True, "compute the shared prompt once per pair (chosen and rejected in one row)")
@@ -317,6 +319,8 @@ def validate(cfg: TrainConfig) -> None:
             bad(f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {cfg.loss_type!r}")
         if cfg.beta <= 0:
             bad(f"beta must be > 0, got {cfg.beta}")
+        if cfg.rpo_alpha < 0:
+            bad(f"rpo_alpha must be >= 0, got {cfg.rpo_alpha}")
         if not 0.0 <= cfg.label_smoothing < 0.5:
             bad(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
 

@@ -41,6 +41,7 @@ class Plan:
     dpo_steps: int = 20
     dpo_learning_rate: float = 5e-4
     dpo_beta: float = 0.1
+    dpo_rpo_alpha: float = 1.0
     ppo_steps: int = 6
     ppo_learning_rate: float = 1e-4
     ppo_max_new_tokens: int = 48
@@ -137,7 +138,7 @@ def run_demo(method: str = "dpo", output: str = "runs/demo", model: Optional[str
     out = Path(output)
     _prepare_output(out)
     methods = ["dpo", "ppo"] if method == "both" else [method]
-    stages = Stages(5 + len(methods) + (1 if method == "both" else 0))
+    stages = Stages(4 + 2 * len(methods) + (1 if method == "both" else 0))
     t_start = time.perf_counter()
     summary: dict[str, Any] = {"method": method, "model": model or "SmolLM2-135M-Instruct (default)",
                                "data": data, "plan": plan.__dict__, "models": {}, "methods": {}}
@@ -244,7 +245,8 @@ def _dpo(plan: Plan, model: Optional[str], train: str, rm: str, out: Path, seed:
     from rlhfkit.trainers.dpo import train_dpo
 
     cfg = build_config(DPOConfig, model=model, data=train, output=str(out), lora=True, lora_layers=plan.lora_layers,
-                       learning_rate=plan.dpo_learning_rate, beta=plan.dpo_beta, max_steps=plan.dpo_steps,
+                       learning_rate=plan.dpo_learning_rate, beta=plan.dpo_beta, rpo_alpha=plan.dpo_rpo_alpha,
+                       max_steps=plan.dpo_steps,
                        batch_size=plan.batch_size, max_length=plan.max_length,
                        max_prompt_length=plan.max_prompt_length, warmup_ratio=0.1, save_steps=0, seed=seed)
     return train_dpo(cfg)
@@ -296,9 +298,10 @@ def compare_table(methods: dict) -> str:
 
 
 def before_after(samples: Path, k: int = 3, method: str = "DPO") -> str:
-    """k before/after samples: the policy's wins with the largest score gains first."""
+    """k before/after samples: the largest score gains among the policy's whole answers (ended with EOS) first,
+    then the rest: the largest gains overall are often answers cut at the length cap, which show little."""
     rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda r: -(r["score_policy"] - r["score_baseline"]))
+    rows.sort(key=lambda r: (not r.get("eos_policy", True), -(r["score_policy"] - r["score_baseline"])))
     out = []
     for r in rows[:k]:
         out += [f"prompt:  {_clip(r['prompt'])}",

@@ -199,3 +199,27 @@ def test_preference_loss_errors():
         preference_loss(**INPUTS, loss_type="ipo", beta=0.1)
     with pytest.raises(ValueError, match="no effect"):
         preference_loss(**INPUTS, loss_type="hinge", beta=0.1, label_smoothing=0.1)
+
+
+def test_chosen_nll_by_hand():
+    from rlhfkit.losses.preference import chosen_nll
+
+    torch.testing.assert_close(chosen_nll(torch.tensor([-6.0, -3.0]), torch.tensor([3, 1])), torch.tensor([2.0, 3.0]))
+
+
+def test_rpo_adds_alpha_times_the_chosen_nll():
+    """dpo_losses with rpo_alpha: the sigmoid loss of each pair plus alpha * (-log pi(chosen) / chosen tokens)."""
+    from types import SimpleNamespace
+
+    from rlhfkit.config import DPOConfig
+    from rlhfkit.trainers.dpo import dpo_losses
+
+    policy = torch.tensor([-4.0, -9.0, -6.0, -5.0])      # chosen (2), then rejected (2): summed log-probs
+    ref = torch.tensor([-5.0, -9.0, -5.0, -5.0])
+    batch = SimpleNamespace(seq_lengths=torch.tensor([2, 3, 4, 4]))
+    plain, m0 = dpo_losses(policy, ref, batch, DPOConfig(beta=1.0))
+    # pair 1: h = (-4 + 5) - (-6 + 5) = 2 -> -log sigmoid(2) = 0.126928; pair 2: h = 0 -> log 2
+    torch.testing.assert_close(plain, torch.tensor([0.126928, 0.693147]), atol=1e-6, rtol=0)
+    rpo, m = dpo_losses(policy, ref, batch, DPOConfig(beta=1.0, rpo_alpha=0.5))
+    torch.testing.assert_close(rpo, plain + 0.5 * torch.tensor([4.0 / 2, 9.0 / 3]))
+    assert m["nll/chosen"] == pytest.approx(2.5) and m0["nll/chosen"] == pytest.approx(2.5)

@@ -224,9 +224,10 @@ def evaluate(policy: str, prompts: str, *, reward_model: str, baseline: Optional
 
         rows = [{"prompt": p if isinstance(p, str) else json.dumps(p), "policy": a, "baseline": b,
                  "score_policy": sp, "score_baseline": sb, "winner": w, "length_policy": lp, "length_baseline": lb,
-                 "kl": float(k)}
-                for p, a, b, sp, sb, w, lp, lb, k in zip(texts, ans_p.texts, ans_b.texts, score_p, score_b, result,
-                                                         ans_p.lengths, ans_b.lengths, kl)]
+                 "eos_policy": ep, "eos_baseline": eb, "kl": float(k)}
+                for p, a, b, sp, sb, w, lp, lb, ep, eb, k in zip(texts, ans_p.texts, ans_b.texts, score_p, score_b,
+                                                                 result, ans_p.lengths, ans_b.lengths, ans_p.ended,
+                                                                 ans_b.ended, kl)]
         atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         atomic_write_text(out / "eval.json", json.dumps(report, indent=1) + "\n")
     return report

@@ -98,6 +98,18 @@ def hinge_loss(chosen_logratios: Tensor, rejected_logratios: Tensor, beta: float
     return torch.relu(1.0 - beta * h)
 
 
+def chosen_nll(chosen_logps: Tensor, chosen_lengths: Tensor) -> Tensor:
+    """Per-token negative log-likelihood of the chosen responses: the term RPO adds to DPO (Pang et al. 2024,
+    "Iterative Reasoning Preference Optimization", eq. 3; TRL's `rpo_alpha`). DPO alone only moves the chosen
+    response relative to the rejected one and can lower both, e.g. learn to avoid EOS when rejected answers are
+    short; this term keeps the chosen answers, their ending included, likely.
+
+    chosen_logps: (B,) summed log-probs of each chosen response; chosen_lengths: (B,) its tokens.
+    Returns (B,) -chosen_logps / chosen_lengths.
+    """
+    return -chosen_logps / chosen_lengths.clamp(min=1).to(chosen_logps.dtype)
+
+
 def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, margin: Tensor | None = None,
                        center_coefficient: float = 0.0) -> Tensor:
     """Bradley-Terry pairwise loss for reward models (Ouyang et al. 2022, arXiv:2203.02155, eq. 1, per pair).

@@ -24,7 +24,7 @@ from rlhfkit.data.collate import PackedBatch
 from rlhfkit.data.pairs import PairData, load_pair_data, pack
 from rlhfkit.data.tokenize import TokenizedPair
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.losses.preference import preference_loss
+from rlhfkit.losses.preference import chosen_nll, preference_loss
 from rlhfkit.models.forward import CompletionLogprobs, native_bf16, sequence_logprobs
 from rlhfkit.trainers import loop
 
@@ -66,7 +66,12 @@ def dpo_losses(policy: torch.Tensor, ref: torch.Tensor, batch: PackedBatch, cfg:
     lc, lr = split_chosen_rejected(batch.seq_lengths)
     losses, cr, rrw = preference_loss(pc, pr, rc, rr, loss_type=cfg.loss_type, beta=cfg.beta,
                                       label_smoothing=cfg.label_smoothing, chosen_lengths=lc, rejected_lengths=lr)
-    return losses, batch_metrics(losses, pc, pr, cr, rrw)
+    nll = chosen_nll(pc, lc)                                                   # (B,)
+    if cfg.rpo_alpha:
+        losses = losses + cfg.rpo_alpha * nll
+    m = batch_metrics(losses, pc, pr, cr, rrw)
+    m["nll/chosen"] = nll.detach().mean().item()
+    return losses, m
 
 
 def evaluate(policy: Any, ref_model: Any, data: PairData, cfg: DPOConfig, pad_id: int, device: torch.device,
