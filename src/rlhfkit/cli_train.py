@@ -141,20 +141,10 @@ def read_score_requests(path: str) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         raise RlhfkitError(f"{path}: no such file")
+    from rlhfkit.data.io import read_json_objects
+
     rows = []
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise RlhfkitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RlhfkitError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(rec, dict):
-            raise RlhfkitError(f"{path}:{n}: expected a JSON object, got {json_type(rec)}")
+    for n, rec in read_json_objects(p):
         for field in ("prompt", "response"):
             if not isinstance(rec.get(field), (str, list)):
                 got = "missing" if field not in rec else json_type(rec[field])

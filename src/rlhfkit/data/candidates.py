@@ -10,9 +10,6 @@ Any file with prompt, response_a and response_b on every record can be labelled 
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -123,23 +120,6 @@ def read_candidates(path: str) -> list[Candidate]:
     return out
 
 
-def write_jsonl_rows(path: Path | str, rows: Iterable[dict]) -> int:
-    """Write dicts as JSON Lines atomically (a temporary file renamed into place); returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                n += 1
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return n
 
 
 def preference_record(candidate: Candidate, winner: str, source: str, confidence: Optional[float]) -> dict[str, Any]:

@@ -380,16 +380,20 @@ def load_preferences(path: PathLike, fmt: Optional[str] = None) -> list[Preferen
 # writing and converting
 # ----------------------------------------------------------------------------------------------
 def write_jsonl(path: PathLike, examples: Iterable[PreferenceExample]) -> int:
-    """Write examples as JSONL (one `to_dict()` per line) atomically: a temporary file renamed into place.
-    Returns the number written."""
+    """Write examples as JSONL (one `to_dict()` per line) atomically. Returns the number written."""
+    return write_jsonl_rows(path, (example.to_dict() for example in examples))
+
+
+def write_jsonl_rows(path: PathLike, rows: Iterable[dict]) -> int:
+    """Write dicts as JSON Lines atomically (a temporary file renamed into place); returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     n = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for example in examples:
-                f.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 n += 1
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -397,6 +401,29 @@ def write_jsonl(path: PathLike, examples: Iterable[PreferenceExample]) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return n
+
+
+def read_json_objects(path: PathLike) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a small JSONL file (score requests, run metrics, eval
+    samples); a line that is not a JSON object is an error naming file:line."""
+    from rlhfkit.data.formats import json_type
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object, got {json_type(rec)}")
+        rows.append((n, rec))
+    return rows
 
 
 def to_explicit(example: PreferenceExample) -> PreferenceExample:

@@ -150,22 +150,9 @@ def expand(run_dirs: Sequence[PathLike]) -> tuple[list[Path], list[Path], list[P
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) of each non-blank line; a bad line is an error naming file:line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise RlhfkitError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RlhfkitError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(rec, dict):
-            raise RlhfkitError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-        rows.append((n, rec))
-    return rows
+    from rlhfkit.data.io import read_json_objects
+
+    return read_json_objects(path)
 
 
 def _read_json(path: Path) -> dict:

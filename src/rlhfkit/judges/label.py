@@ -159,7 +159,8 @@ def label_file(judge: Judge, input_path: str, output: str, *, candidates: Option
     """Label a candidates file (data/candidates.py) with `judge` in both orders; write the agreed preferences to
     `output` and the summary (returned too) to <output stem>.summary.json. The verdict cache is `cache_path`, by
     default <output stem>.judge-cache.jsonl. `candidates` may hand in the file's pairs already read."""
-    from rlhfkit.data.candidates import preference_record, read_candidates, write_jsonl_rows
+    from rlhfkit.data.candidates import preference_record, read_candidates
+    from rlhfkit.data.io import write_jsonl_rows
 
     if candidates is None:
         candidates = read_candidates(input_path)

@@ -44,7 +44,8 @@ def generate_candidates(model: str, prompts: str, output: str, *, num_samples: i
     pair the distinct ones and write them to `output` (data/candidates.py describes the lines). Returns counts."""
     import torch
 
-    from rlhfkit.data.candidates import candidate_rows, write_jsonl_rows
+    from rlhfkit.data.candidates import candidate_rows
+    from rlhfkit.data.io import write_jsonl_rows
     from rlhfkit.data.tokenize import tokenize_prompt
     from rlhfkit.models.load import load_model, load_tokenizer
     from rlhfkit.rollout.generate import load_prompts
