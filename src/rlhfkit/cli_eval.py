@@ -16,7 +16,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--baseline", default=None,
                    help="model to compare with (default: the run's starting model from its config.yaml)")
     e.add_argument("--prompts", required=True, help="prompts file, or a preference file (its prompts)")
-    e.add_argument("--reward-model", required=True, help="reward model folder from `rlhfkit rm train` (the judge)")
+    e.add_argument("--reward-model", default=None,
+                   help="reward model folder from `rlhfkit rm train`: scores every answer; the judge unless --judge")
+    e.add_argument("--judge", default=None,
+                   help="hf:MODEL | openai:MODEL | rm:PATH (see `rlhfkit label`): decides each pair, asked in both "
+                        "orders; a win needs both orders to agree")
     e.add_argument("--output", "-o", default=None,
                    help="folder for eval.json and samples.jsonl (default: POLICY_RUN/eval for a run folder)")
     e.add_argument("--num-prompts", type=int, default=0, help="use the first N prompts (0 = all)")
@@ -58,8 +62,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _check_positive(args, "max_new_tokens", "batch_size", "max_prompt_length")
     if args.num_prompts < 0 or args.temperature < 0 or not 0 < args.top_p <= 1:
         raise RlhfkitError("--num-prompts and --temperature must be >= 0 and --top-p in (0, 1]")
+    if args.reward_model is None and args.judge is None:
+        raise RlhfkitError("give --reward-model RM and/or --judge hf:MODEL|openai:MODEL|rm:PATH")
     for flag, path in (("--policy", args.policy), ("--reward-model", args.reward_model)):
-        if not Path(path).exists():
+        if path is not None and not Path(path).exists():
             raise RlhfkitError(f"{flag} {path}: no such folder")
     output = args.output
     if output is None:
@@ -67,7 +73,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if start is None:
             raise RlhfkitError(f"{args.policy} is not a run folder: give --output for eval.json and samples.jsonl")
         output = str(Path(weights).parent / "eval")
-    report = evaluate(args.policy, args.prompts, reward_model=args.reward_model, baseline=args.baseline,
+    report = evaluate(args.policy, args.prompts, reward_model=args.reward_model, judge=args.judge,
+                      baseline=args.baseline,
                       output=output, num_prompts=args.num_prompts, max_new_tokens=args.max_new_tokens,
                       temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
                       tie_margin=args.tie_margin, max_prompt_length=args.max_prompt_length,

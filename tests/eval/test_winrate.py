@@ -158,7 +158,63 @@ def test_eval_cli_errors(models_dir, capsys):
     assert main(["eval", "--policy", str(models_dir / "a"), "--prompts", str(models_dir / "prompts.jsonl"),
                  "--reward-model", str(models_dir / "b"), "-o", str(models_dir / "o")]) == 2
     assert "--baseline" in capsys.readouterr().err
+    assert main(["eval", "--policy", str(models_dir / "run"), "--prompts", str(models_dir / "prompts.jsonl")]) == 2
+    assert "--judge" in capsys.readouterr().err
     (models_dir / "bad.jsonl").write_text('{"prompt": "ok"}\n{"prompt": \n')
     assert main(["eval", "--policy", str(models_dir / "run"), "--prompts", str(models_dir / "bad.jsonl"),
                  "--reward-model", str(models_dir / "b")]) == 2
     assert "bad.jsonl" in capsys.readouterr().err
+
+
+class _Longer:
+    """Prefers the longer answer whatever its position; counts its calls."""
+
+    judge_id = "fake:longer"
+    concurrent = False
+
+    def __init__(self):
+        self.calls = 0
+
+    def judge(self, prompt, a, b):
+        from rlhfkit.judges import Verdict
+
+        self.calls += 1
+        return Verdict("tie" if len(a) == len(b) else ("a" if len(a) > len(b) else "b"), 0.9, None, self.judge_id)
+
+
+class _First(_Longer):
+    judge_id = "fake:first"
+
+    def judge(self, prompt, a, b):
+        from rlhfkit.judges import Verdict
+
+        return Verdict("a", 0.9, None, self.judge_id)
+
+
+def test_judged_outcomes_both_orders():
+    from rlhfkit.eval.winrate import judged_outcomes
+
+    j = _Longer()
+    out, counts = judged_outcomes(j, ["p1", "p2", "p3", "p4"], ["long answer", "x", "same", "abc"],
+                                  ["short", "longer one", "same", "xyz"])
+    assert out == ["policy", "baseline", "tie", "tie"]
+    assert counts == {"agree": 2, "tie": 2, "disagree": 0, "failed": 0}
+    assert j.calls == 6                                   # both orders of 3 pairs; identical answers never asked
+    # a judge that always picks the first position agrees with itself on nothing: every pair is a tie
+    out, counts = judged_outcomes(_First(), ["p"] * 2, ["a", "bb"], ["cc", "d"])
+    assert out == ["tie", "tie"] and counts["disagree"] == 2
+
+
+def test_evaluate_with_a_judge_and_no_reward_model(models_dir):
+    r = evaluate(str(models_dir / "run"), str(models_dir / "prompts.jsonl"), judge=_Longer(), max_new_tokens=6,
+                 progress=False, output=str(models_dir / "ej"))
+    assert r["judge"] == "fake:longer" and r["score_policy"] is None
+    assert r["wins"] + r["ties"] + r["losses"] == 6 and sum(r["judge_verdicts"].values()) == 6
+    rows = [json.loads(x) for x in (models_dir / "ej" / "samples.jsonl").read_text().splitlines()]
+    for row in rows:
+        a, b = row["policy"], row["baseline"]
+        assert row["winner"] == ("tie" if len(a) == len(b) else "policy" if len(a) > len(b) else "baseline")
+    def no_nan(c):
+        raise AssertionError(f"{c} in eval.json")
+
+    json.loads((models_dir / "ej" / "eval.json").read_text(), parse_constant=no_nan)   # missing scores are null

@@ -160,14 +160,37 @@ def starting_model(policy: str) -> tuple[str, Optional[str]]:
     return weights, cfg.get("model") or DEFAULT_MODEL
 
 
-def evaluate(policy: str, prompts: str, *, reward_model: str, baseline: Optional[str] = None,
+def judged_outcomes(judge: Any, prompts: Sequence[Any], policy_texts: Sequence[str], baseline_texts: Sequence[str],
+                    progress: bool = False) -> tuple[list[str], dict]:
+    """Per prompt "policy" | "baseline" | "tie" from a judge (rlhfkit.judges) asked in both orders: a win only when
+    both orders name the same answer; orders that disagree (position bias) or a failed verdict count as a tie.
+    Identical answers are ties without asking. Returns (outcomes, counts of agree/tie/disagree/failed)."""
+    from rlhfkit.judges.label import judge_pairs
+
+    ask = [i for i, (a, b) in enumerate(zip(policy_texts, baseline_texts)) if a != b]
+    results, _ = judge_pairs(judge, [(prompts[i], policy_texts[i], baseline_texts[i]) for i in ask],
+                             progress=progress)
+    out = ["tie"] * len(policy_texts)
+    counts = {"agree": 0, "tie": len(policy_texts) - len(ask), "disagree": 0, "failed": 0}
+    for i, r in zip(ask, results):
+        counts[r.status] += 1
+        if r.status == "agree":
+            out[i] = "policy" if r.winner == "a" else "baseline"
+    return out, counts
+
+
+def evaluate(policy: str, prompts: str, *, reward_model: Optional[str] = None, judge: Optional[str] = None,
+             baseline: Optional[str] = None,
              output: Optional[str] = None, num_prompts: int = 0, max_new_tokens: int = 64, temperature: float = 0.7,
              top_p: float = 1.0, seed: int = 42, batch_size: int = 8, tie_margin: float = 0.0,
              max_prompt_length: int = 256, use_chat_template: Optional[bool] = None, progress: bool = True,
              models: Optional[dict] = None) -> dict:
-    """Generate from policy and baseline on the prompts, judge with the reward model, write `eval.json` and
-    `samples.jsonl` into `output` (when given), return the report (keys in the module doc and docs/eval.md).
+    """Generate from policy and baseline on the prompts, judge each pair, write `eval.json` and `samples.jsonl`
+    into `output` (when given), return the report (keys in the module doc and docs/eval.md).
 
+    The reward model scores every answer; without `judge` the higher score wins. `judge` (a spec such as
+    "hf:MODEL", "openai:MODEL", "rm:PATH", or a loaded rlhfkit.judges Judge) decides the winners instead, asked
+    in both orders (`judged_outcomes`); the scores are still reported when a reward model is given.
     `models` may hand in already loaded objects ({"policy", "baseline", "tokenizer", "scorer"}), as the demo does."""
     from rlhfkit.data.tokenize import tokenize_prompt
     from rlhfkit.models.load import load_model, load_tokenizer
@@ -178,6 +201,8 @@ def evaluate(policy: str, prompts: str, *, reward_model: str, baseline: Optional
     models = dict(models or {})
     weights, start = starting_model(policy)
     baseline = baseline or start
+    if reward_model is None and judge is None and "scorer" not in models:
+        raise RlhfkitError("give a judge: --reward-model RM and/or --judge hf:MODEL|openai:MODEL|rm:PATH")
     if baseline is None and "baseline" not in models:
         raise RlhfkitError(f"{policy} is not a run folder with a config.yaml: give the model to compare with "
                            "(--baseline MODEL)")
@@ -187,7 +212,11 @@ def evaluate(policy: str, prompts: str, *, reward_model: str, baseline: Optional
     tok = models.get("tokenizer") or load_tokenizer(weights, quiet=True)
     pol = models.get("policy") or load_model(weights, quiet=True)
     base = models.get("baseline") or load_model(baseline, quiet=True)
-    scorer = models.get("scorer") or RewardScorer(reward_model, batch_size=batch_size)
+    scorer = models.get("scorer") or (RewardScorer(reward_model, batch_size=batch_size) if reward_model else None)
+    if isinstance(judge, str):
+        from rlhfkit.judges import load_judge
+
+        judge = load_judge(judge)
     prompt_ids = [tokenize_prompt(p, tok, max_prompt_length=max_prompt_length,
                                   use_chat_template=use_chat_template)[0] for p in texts]
 
@@ -201,19 +230,26 @@ def evaluate(policy: str, prompts: str, *, reward_model: str, baseline: Optional
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     kl = sequence_kl(pol, base, prompt_ids, ans_p.response_ids, temperature=max(temperature, 1e-6), pad_id=pad,
                      batch_size=batch_size)
-    score_p = scorer.score(texts, ans_p.texts)
-    score_b = scorer.score(texts, ans_b.texts)
-    result = outcomes(score_p, score_b, tie_margin, same=[a == b for a, b in zip(ans_p.texts, ans_b.texts)])
+    none = [None] * len(texts)
+    score_p = scorer.score(texts, ans_p.texts) if scorer is not None else none
+    score_b = scorer.score(texts, ans_b.texts) if scorer is not None else none
+    verdicts = None
+    if judge is not None:
+        result, verdicts = judged_outcomes(judge, texts, ans_p.texts, ans_b.texts, progress=progress)
+    else:
+        result = outcomes(score_p, score_b, tie_margin, same=[a == b for a, b in zip(ans_p.texts, ans_b.texts)])
     wins, ties, losses = result.count("policy"), result.count("tie"), result.count("baseline")
     rate = win_rate(wins, ties, losses)
     n = len(texts)
-    mean = lambda xs: float(sum(xs) / len(xs)) if len(xs) else float("nan")  # noqa: E731
+    mean = lambda xs: float(sum(xs) / len(xs)) if len(xs) and None not in xs else None  # noqa: E731
     report = {
         "win_rate": rate, "ci95": list(wilson_interval(rate, n)), "wins": wins, "ties": ties, "losses": losses,
         "n": n, "score_policy": mean(score_p), "score_baseline": mean(score_b), "kl": float(kl.mean()),
         "length_policy": mean(ans_p.lengths), "length_baseline": mean(ans_b.lengths),
         "eos_policy": mean([float(e) for e in ans_p.ended]), "eos_baseline": mean([float(e) for e in ans_b.ended]),
-        "policy": str(weights), "baseline": str(baseline or "(given)"), "judge": f"rm:{reward_model}",
+        "policy": str(weights), "baseline": str(baseline or "(given)"),
+        "judge": judge.judge_id if judge is not None else f"rm:{reward_model or '(given)'}",
+        "judge_verdicts": verdicts,
         "prompts": str(prompts), "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed,
         "seconds": time.perf_counter() - t0,
     }
@@ -241,17 +277,25 @@ def _bar(progress: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="answer", file=sys.stderr, dynamic_ncols=True)
 
 
+def _num(x: Optional[float]) -> str:
+    return f"{x:10.3f}" if x is not None else f"{'-':>10}"
+
+
 def format_report(r: dict) -> str:
     lo, hi = r["ci95"]
     lines = [
         f"win rate of the policy over the baseline: {r['win_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {r['n']} "
         f"prompts: {r['wins']} wins, {r['ties']} ties, {r['losses']} losses (judge {r['judge']})",
         f"{'':14}{'policy':>10}{'baseline':>10}",
-        f"{'mean score':14}{r['score_policy']:10.3f}{r['score_baseline']:10.3f}",
+        f"{'mean score':14}{_num(r['score_policy'])}{_num(r['score_baseline'])}",
         f"{'length (tok)':14}{r['length_policy']:10.1f}{r['length_baseline']:10.1f}",
         f"{'ends with EOS':14}{r['eos_policy']:10.2f}{r['eos_baseline']:10.2f}",
         f"KL(policy || baseline) on the policy's answers: {r['kl']:.3f} nats per response",
     ]
+    v = r.get("judge_verdicts")
+    if v:
+        lines.append(f"judge verdicts (both orders): {v['agree']} agree, {v['disagree']} disagree (position bias; "
+                     f"counted as ties), {v['failed']} failed, {v['tie']} ties")
     if r["win_rate"] > 0.5 and r["length_policy"] > 1.5 * max(r["length_baseline"], 1):
         lines.append("note: the policy's answers are much longer than the baseline's; check the samples: a reward "
                      "model that likes length makes length win")
