@@ -2,7 +2,8 @@
 
 The Python API mirrors the CLI: `train_dpo(DPOConfig(...))`, `train_sft(SFTConfig(...))`,
 `train_rm(RewardConfig(...))`, `train_ppo(PPOConfig(...), reward_fn=None)`,
-`score(reward_model, prompts, responses)`. Heavy modules
+`score(reward_model, prompts, responses)`, `evaluate(policy, prompts, reward_model=...)`,
+`write_report(run_dirs)`, `run_demo(method="dpo")`, `load_judge("rm:PATH")`. Heavy modules
 (torch, transformers) load on first use, so `import rlhfkit` stays fast.
 """
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = ["DPOConfig", "PPOConfig", "RewardConfig", "SFTConfig", "train_ppo", "train_dpo", "train_rm", "train_sft", "score", "RewardScorer",
-           "load_reward_model", "load_preferences", "__version__"]
+           "load_reward_model", "load_preferences", "evaluate", "write_report", "run_demo", "load_judge",
+           "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -48,4 +50,20 @@ def __getattr__(name: str) -> Any:
         from rlhfkit.data.io import load_preferences
 
         return load_preferences
+    if name == "evaluate":
+        from rlhfkit.eval.winrate import evaluate
+
+        return evaluate
+    if name == "write_report":
+        from rlhfkit.eval.report import write_report
+
+        return write_report
+    if name == "run_demo":
+        from rlhfkit.demo import run_demo
+
+        return run_demo
+    if name == "load_judge":
+        from rlhfkit.judges import load_judge
+
+        return load_judge
     raise AttributeError(f"module 'rlhfkit' has no attribute {name!r}")
