@@ -65,7 +65,8 @@ def test_real_demo_dpo(tmp_path):
     from rlhfkit.config import DPOConfig, build_config
     from rlhfkit.trainers.dpo import eval_dpo
 
-    m = eval_dpo(build_config(DPOConfig, model=str(out / "dpo" / "final"), eval_data=str(out / "data" / "test.jsonl"),
+    m = eval_dpo(build_config(DPOConfig, model=str(out / "dpo" / "final"), eval_only=True,
+                              eval_data=str(out / "data" / "test.jsonl"),
                               max_length=256, max_prompt_length=128, progress=False))
     assert m["eval/rewards/accuracies"] >= 0.8, m
     assert m["eval/rewards/margins"] > 0, m
