@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,10 +91,11 @@ def answer(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, m
     from rlhfkit.rollout.generate import sample
 
     torch.manual_seed(seed)
-    eos, pad = tokenizer.eos_token_id, (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
-                                        else tokenizer.eos_token_id)
+    from rlhfkit.trainers.loop import pad_token_id
+
+    eos, pad = tokenizer.eos_token_id, pad_token_id(tokenizer)
     device = next(model.parameters()).device
-    texts, ids, ended = [], [], []
+    ids, ended = [], []
     for start in range(0, len(prompt_ids), batch_size):
         s = sample(model, prompt_ids[start:start + batch_size], max_new_tokens=max_new_tokens,
                    temperature=temperature, top_p=top_p, eos_id=eos, pad_id=pad, device=device)
@@ -220,14 +220,15 @@ def evaluate(policy: str, prompts: str, *, reward_model: Optional[str] = None, j
     prompt_ids = [tokenize_prompt(p, tok, max_prompt_length=max_prompt_length,
                                   use_chat_template=use_chat_template)[0] for p in texts]
 
-    bar = _bar(progress, 2 * len(texts), "eval: generate")
+    from rlhfkit.trainers.loop import pad_token_id, progress_bar
+
+    bar = progress_bar(2 * len(texts), 0, "eval: generate", progress, unit="answer")
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
               batch_size=batch_size, progress=bar)
     ans_p = answer(pol, tok, prompt_ids, **kw)
     ans_b = answer(base, tok, prompt_ids, **kw)
-    if bar is not None:
-        bar.close()
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    bar.close()
+    pad = pad_token_id(tok)
     kl = sequence_kl(pol, base, prompt_ids, ans_p.response_ids, temperature=max(temperature, 1e-6), pad_id=pad,
                      batch_size=batch_size)
     none = [None] * len(texts)
@@ -267,14 +268,6 @@ def evaluate(policy: str, prompts: str, *, reward_model: Optional[str] = None, j
         atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         atomic_write_text(out / "eval.json", json.dumps(report, indent=1) + "\n")
     return report
-
-
-def _bar(progress: bool, total: int, desc: str) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="answer", file=sys.stderr, dynamic_ncols=True)
 
 
 def _num(x: Optional[float]) -> str:

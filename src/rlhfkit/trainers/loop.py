@@ -579,11 +579,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> Any:
+def progress_bar(total: int, initial: int, desc: str, enabled: bool, unit: str = "step") -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
-                file=sys.stderr, unit="step")
+                file=sys.stderr, unit=unit)
 
 
 # ----------------------------------------------------------------------------------------------
