@@ -77,6 +77,41 @@ def test_ppo_raises_a_programmatic_reward_with_bounded_kl(tiny_model_dir, prompt
     assert samples and '"score"' in samples[0] and '"response"' in samples[0]
 
 
+def test_held_out_eval_tracks_the_policy_and_leaves_training_untouched(tiny_model_dir, prompts_file, tmp_path):
+    """Fresh rollouts on held-out prompts at update 0, every eval_steps and at the end: their score rises as the
+    policy learns, and the evaluation (own seed, forked RNG) changes none of the training numbers."""
+    keys = ("objective/scores", "loss/policy_avg", "loss/value_avg", "objective/kl")
+    held_out = write_pairs(tmp_path / "held-out.jsonl", 16, seed=7)
+    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "a", max_steps=16), reward_fn=count_o)
+    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "b", max_steps=16, eval_data=str(held_out),
+                          eval_steps=8), reward_fn=count_o)
+    train = lambda rows: [[r[k] for k in keys] for r in rows if "objective/scores" in r]  # noqa: E731
+    assert train(read_metrics(tmp_path / "b")) == train(read_metrics(tmp_path / "a"))
+    evals = [r for r in read_metrics(tmp_path / "b") if "eval/scores" in r]
+    assert [r["step"] for r in evals] == [0, 8, 16]
+    assert all(r["eval/prompts"] == 16 and 0 <= r["eval/eos_rate"] <= 1 for r in evals)
+    assert evals[0]["eval/kl"] == pytest.approx(0.0, abs=1e-4)      # the starting policy is the reference
+    assert evals[-1]["eval/scores"] > evals[0]["eval/scores"] + 0.1, evals
+    assert 0 < evals[-1]["eval/kl"] < 10.0
+
+
+def test_eval_fraction_holds_prompts_out_of_training(tiny_model_dir, prompts_file, tmp_path):
+    from rlhfkit.data.io import split_prompts
+    from rlhfkit.rollout.generate import load_prompts
+
+    prompts = load_prompts(str(prompts_file))
+    train, test = split_prompts(prompts, 0.25, seed=42)
+    assert test and train and not {repr(p) for p in train} & {repr(p) for p in test}
+    assert (train, test) == split_prompts(prompts, 0.25, seed=42) and len(train) + len(test) == len(prompts)
+    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", max_steps=2, eval_fraction=0.25,
+                          seed=42, sample_steps=1), reward_fn=count_o)
+    evals = [r for r in read_metrics(tmp_path / "o") if "eval/scores" in r]
+    assert [(r["step"], r["eval/prompts"]) for r in evals] == [(0, len(test)), (2, len(test))]
+    import json
+    seen = {json.loads(line)["prompt"] for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()}
+    assert seen and not seen & set(test)
+
+
 def test_frozen_models_stay_bit_identical(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path, monkeypatch):
     from rlhfkit.models.load import load_model, load_reward_model
 

@@ -490,6 +490,16 @@ def split_examples(examples: Iterable[PreferenceExample], test_fraction: float,
     return train, test
 
 
+def split_prompts(prompts: list, test_fraction: float, seed: int = 0) -> tuple[list, list]:
+    """(train, test) prompts by the same seeded hash as `split_examples` (PPO's held-out prompts)."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    train, test = [], []
+    for prompt in prompts:
+        (test if _bucket(prompt, seed) < test_fraction else train).append(prompt)
+    return train, test
+
+
 def split_file(src: PathLike, out_dir: PathLike, test_fraction: float, seed: int = 0,
                fmt: Optional[str] = None) -> tuple[int, int]:
     """Split a preference file by prompt into out_dir/train.jsonl and out_dir/test.jsonl (the pairs as read,

@@ -26,6 +26,7 @@ import torch
 
 from rlhfkit.config import PPOConfig, save_config, to_dict
 from rlhfkit.data.collate import PackedBatch, pack_groups
+from rlhfkit.data.io import split_prompts
 from rlhfkit.data.tokenize import tokenize_prompt
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.advantages import gae, whiten
@@ -120,33 +121,80 @@ def _disabled(model: Any, shared: bool) -> contextlib.AbstractContextManager:
 
 
 @torch.no_grad()
-def score_rollout(models: PPOModels, samples: Samples, batch: PackedBatch, prompts: list, texts: list[str],
-                  cfg: PPOConfig, reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Reference log-probs (B, T), old values (B, T) and scores (B,) of a rollout.
-
-    The score is the reward model's reward standardised with the statistics stored at its training,
-    (r - mean) / std (so kl_coef means the same for every reward model), or the reward function's value; a
-    response without EOS loses `missing_eos_penalty`."""
-    lengths = samples.lengths
+def reference_logprobs(models: PPOModels, batch: PackedBatch, cfg: PPOConfig, device: torch.device) -> torch.Tensor:
+    """(N,) fp32 log-probs of the sampled tokens under the reference, at the sampling temperature."""
     with _disabled(models.reference, models.reference_is_policy_without_adapter), \
             loop.inference_autocast(device, cfg.precision):
-        ref = completion_logprobs(models.reference, batch, temperature=cfg.temperature).float()
-    with loop.inference_autocast(device, cfg.precision):
-        values = standardized(packed_values(models.value, batch).float(), stats if _value_from_rm(cfg) else None)
+        return completion_logprobs(models.reference, batch, temperature=cfg.temperature).float()
+
+
+@torch.no_grad()
+def rollout_scores(models: PPOModels, batch: PackedBatch, prompts: list, texts: list[str], cfg: PPOConfig,
+                   reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
+                   device: torch.device) -> torch.Tensor:
+    """(B,) scores: the reward model's reward standardised with the statistics stored at its training,
+    (r - mean) / std (so kl_coef means the same for every reward model), or the reward function's value."""
     if reward_fn is not None:
         out = reward_fn(list(prompts), list(texts))
         scores = torch.as_tensor([float(x) for x in out], dtype=torch.float32)
         if scores.numel() != len(texts):
             raise RlhfkitError(f"--reward-fn returned {scores.numel()} scores for {len(texts)} responses")
-    else:
-        with _disabled(models.reward, models.reward_is_value_without_adapter), \
-                loop.inference_autocast(device, cfg.precision):
-            scores = packed_rewards(models.reward, batch).float().cpu()
-        scores = standardized(scores, stats)
+        return scores
+    with _disabled(models.reward, models.reward_is_value_without_adapter), \
+            loop.inference_autocast(device, cfg.precision):
+        scores = packed_rewards(models.reward, batch).float().cpu()
+    return standardized(scores, stats)
+
+
+@torch.no_grad()
+def score_rollout(models: PPOModels, samples: Samples, batch: PackedBatch, prompts: list, texts: list[str],
+                  cfg: PPOConfig, reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reference log-probs (B, T), old values (B, T) and scores (B,) of a rollout; a response without EOS
+    loses `missing_eos_penalty` (Huang et al. 2024)."""
+    lengths = samples.lengths
+    ref = reference_logprobs(models, batch, cfg, device)
+    with loop.inference_autocast(device, cfg.precision):
+        values = standardized(packed_values(models.value, batch).float(), stats if _value_from_rm(cfg) else None)
+    scores = rollout_scores(models, batch, prompts, texts, cfg, reward_fn, stats, device)
     if cfg.missing_eos_penalty is not None:
         scores = scores - cfg.missing_eos_penalty * (~samples.ended).float()
     return to_padded(ref.cpu(), lengths), to_padded(values.cpu(), lengths), scores
+
+
+@torch.no_grad()
+def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: list, tokenizer: Any, cfg: PPOConfig,
+                    reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
+                    device: torch.device) -> dict:
+    """Fresh rollouts on the held-out prompts: eval/scores (the plain score, no EOS penalty), eval/kl (nats per
+    response to the reference, k1 summed over the response), eval/eos_rate, eval/length_mean.
+
+    The responses are sampled as in training (temperature, top_p) from a fixed seed under a forked RNG, so the
+    training run's random stream is untouched (resume stays exact) and two evaluations differ only through the
+    policy."""
+    pad_id, eos_id = loop.pad_token_id(tokenizer), tokenizer.eos_token_id
+    scores, kls, ended, lengths = [], [], [], []
+    was_training = models.policy.training
+    models.policy.eval()
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed + 1)
+        for start in range(0, len(prompt_ids), cfg.batch_size):
+            ids = prompt_ids[start:start + cfg.batch_size]
+            with loop.inference_autocast(device, cfg.precision):
+                s = sample(models.policy, ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                           top_p=cfg.top_p, eos_id=eos_id, pad_id=pad_id, device=device)
+            texts = tokenizer.batch_decode(s.response_ids, skip_special_tokens=True)
+            batch = pack_rollout(s.prompt_ids, s.response_ids, pad_id, device)
+            ref = to_padded(reference_logprobs(models, batch, cfg, device).cpu(), s.lengths)
+            scores.append(rollout_scores(models, batch, prompts[start:start + cfg.batch_size], texts, cfg,
+                                         reward_fn, stats, device))
+            kls.append((kl_k1(s.logprobs.cpu(), ref) * s.response_mask.cpu()).sum(-1))
+            ended.append(s.ended.cpu())
+            lengths.append(s.lengths.cpu())
+    models.policy.train(was_training)
+    return {"eval/scores": torch.cat(scores).mean().item(), "eval/kl": torch.cat(kls).mean().item(),
+            "eval/eos_rate": torch.cat(ended).float().mean().item(),
+            "eval/length_mean": torch.cat(lengths).float().mean().item(), "eval/prompts": len(prompt_ids)}
 
 
 def _value_from_rm(cfg: PPOConfig) -> bool:
@@ -175,25 +223,35 @@ def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.
     return {"kl": kl, "rewards": rewards, "non_score": non_score, "advantages": adv, "returns": returns}
 
 
-def ppo_minibatch_loss(models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict, cfg: PPOConfig,
-                       device: torch.device) -> tuple[torch.Tensor, dict]:
-    """Step 4 for one minibatch: policy and value forwards, clipped losses, token-mean reduction. `old` holds the
-    rollout's (b, T) tensors and, under "stats", the value standardisation (see `standardized`)."""
+def ppo_minibatch_backward(accelerator: Any, models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict,
+                           cfg: PPOConfig, device: torch.device) -> tuple[torch.Tensor, dict]:
+    """Step 4 for one minibatch: the policy's forward, clipped policy loss and backward, then the value model's
+    forward, clipped value loss and backward (weighted by vf_coef). The two models share no parameters, so the two
+    backward passes leave exactly the gradients of `pg_loss + vf_coef * vf_loss`, while only one model's activations
+    are alive at a time. A non-finite part is not back-propagated; the caller skips the step on the returned loss.
+    `old` holds the rollout's (b, T) tensors and, under "stats", the value standardisation (see `standardized`)."""
     mask = old["mask"]
+    lengths = lengths.to(device)
     with loop.autocast(device, cfg.precision):
         logp = completion_logprobs(models.policy, mb, temperature=cfg.temperature).float()
-        values = standardized(packed_values(models.value, mb).float(), old.get("stats"))
-    logp, values = to_padded(logp, lengths.to(logp.device)), to_padded(values, lengths.to(values.device))
+    logp = to_padded(logp, lengths)
     pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
+    pg_loss = masked_mean(pg, mask)
+    if torch.isfinite(pg_loss):
+        accelerator.backward(pg_loss)
+    with loop.autocast(device, cfg.precision):
+        values = standardized(packed_values(models.value, mb).float(), old.get("stats"))
+    values = to_padded(values, lengths)
     vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
-    pg_loss, vf_loss = masked_mean(pg, mask), masked_mean(vf, mask)
-    loss = pg_loss + cfg.vf_coef * vf_loss
+    vf_loss = masked_mean(vf, mask)
+    if torch.isfinite(vf_loss) and torch.isfinite(pg_loss):
+        accelerator.backward(cfg.vf_coef * vf_loss)
     stats = {"loss/policy_avg": pg_loss.item(), "loss/value_avg": vf_loss.item(),
              "policy/approxkl_avg": masked_mean(approx_kl, mask).item(),
              "policy/clipfrac_avg": masked_mean(pg_clipped, mask).item(),
              "val/clipfrac_avg": masked_mean(vf_clipped, mask).item(),
              "val/ratio": masked_mean(torch.exp(logp.detach() - old["logp"]), mask).item()}
-    return loss, stats
+    return (pg_loss + cfg.vf_coef * vf_loss).detach(), stats
 
 
 def update_both(accelerator: Any, models: PPOModels, opts: dict, guard: loop.NanGuard, max_grad_norm: float,
@@ -301,6 +359,12 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
     # 1. prompts: load -> base-model guard -> tokenise (left-truncated so prompt + response fits max_length)
     tokenizer = load_tokenizer(cfg.model)
     prompts = load_prompts(cfg.data)
+    eval_prompts = load_prompts(cfg.eval_data) if cfg.eval_data else []
+    if not cfg.eval_data and cfg.eval_fraction > 0:
+        prompts, eval_prompts = split_prompts(prompts, cfg.eval_fraction, cfg.seed)
+        if not eval_prompts or not prompts:
+            raise RlhfkitError(f"--eval-fraction {cfg.eval_fraction} of {len(prompts) + len(eval_prompts)} prompts "
+                               "leaves one side empty; give more prompts, another fraction or --eval-data")
     conversational = any(isinstance(p, list) for p in prompts)
     loop.check_starting_model(tokenizer, cfg.model or DEFAULT_MODEL, conversational, cfg)
     cap = min(cfg.max_prompt_length or cfg.max_length, cfg.max_length - cfg.max_new_tokens)
@@ -310,6 +374,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
     tokenized = [tokenize_prompt(p, tokenizer, max_prompt_length=cap, use_chat_template=cfg.use_chat_template)
                  for p in prompts]
     prompt_ids = [ids for ids, _ in tokenized]
+    eval_ids = [tokenize_prompt(p, tokenizer, max_prompt_length=cap, use_chat_template=cfg.use_chat_template)[0]
+                for p in eval_prompts]
     if sum(t for _, t in tokenized):
         print(f"[rlhfkit] {sum(t for _, t in tokenized)} of {len(prompts)} prompts left-truncated to {cap} tokens",
               file=sys.stderr)
@@ -378,7 +444,17 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
         logger.close()
         return error
 
+    def held_out_eval() -> None:
+        if main and eval_ids:
+            metrics = evaluate_policy(models, eval_ids, eval_prompts, tokenizer, cfg, reward_fn, stats, device)
+            logger.log(step, metrics)
+            bar.write(f"[rlhfkit] update {step}: held-out score {metrics['eval/scores']:.3f}, "
+                      f"KL {metrics['eval/kl']:.2f}, EOS rate {metrics['eval/eos_rate']:.2f} "
+                      f"({len(eval_ids)} prompts)", file=sys.stderr)
+
     bar = loop.progress_bar(total_updates, step, "ppo", cfg.progress and main)
+    if step == 0:
+        held_out_eval()                             # the starting policy's numbers: the curve's first point
     with loop.StopRequest() as stop:
         while step < total_updates:
             t0 = time.perf_counter()
@@ -420,15 +496,14 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
                     T = int(samples.lengths[sel].max())
                     old_mb = {k: v[:, :T] for k, v in old_mb.items()}
                     old_mb["stats"] = value_stats
-                    loss, row = ppo_minibatch_loss(models, mb, samples.lengths[sel], old_mb, cfg, device)
-                    ok = guard.check(loss.detach())
-                    if ok:
-                        accelerator.backward(loss)
+                    loss, row = ppo_minibatch_backward(accelerator, models, mb, samples.lengths[sel], old_mb, cfg,
+                                                       device)
+                    ok = guard.check(loss)
                     g_p, g_v = update_both(accelerator, models, opts, guard, cfg.max_grad_norm, ok)
+                    if cfg.release_memory:
+                        loop.trim_freed_memory()
                     rows.append({**row, "grad_norm/policy": g_p, "grad_norm/value": g_v})
                     train_tokens += mb.num_tokens
-            if cfg.release_memory:
-                loop.trim_freed_memory()
             step += 1
             if guard.should_stop():
                 raise stop_with(loop.TrainingStopped(loop.nan_stop_message(step, guard, out)))
@@ -465,6 +540,8 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
                 write_samples(out, step, [prompts[i] for i in idx], texts, scores.tolist(), samples.ended.tolist())
             bar.set_postfix(score=f"{metrics['objective/scores']:.3f}", kl=f"{metrics['objective/kl']:.3f}")
             bar.update(1)
+            if (cfg.eval_steps > 0 and step % cfg.eval_steps == 0) or step == total_updates:
+                held_out_eval()
             if main and ((cfg.save_steps > 0 and step % cfg.save_steps == 0 and step < total_updates
                           and guard.in_a_row == 0) or stop.requested):
                 path = checkpoint()
