@@ -93,6 +93,12 @@ def test_held_out_eval_tracks_the_policy_and_leaves_training_untouched(tiny_mode
     assert evals[0]["eval/kl"] == pytest.approx(0.0, abs=1e-4)      # the starting policy is the reference
     assert evals[-1]["eval/scores"] > evals[0]["eval/scores"] + 0.1, evals
     assert 0 < evals[-1]["eval/kl"] < 10.0
+    import json
+    rows = [json.loads(line) for line in (tmp_path / "b" / "eval_samples.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0] * 16 + [8] * 16 + [16] * 16
+    last = [r for r in rows if r["step"] == 16]
+    assert sum(r["score"] for r in last) / 16 == pytest.approx(evals[-1]["eval/scores"], abs=1e-3)
+    assert sum(r["kl"] for r in last) / 16 == pytest.approx(evals[-1]["eval/kl"], abs=1e-3)
 
 
 def test_eval_fraction_holds_prompts_out_of_training(tiny_model_dir, prompts_file, tmp_path):
@@ -132,20 +138,25 @@ def test_frozen_models_stay_bit_identical(tiny_model_dir, tiny_rm_dir, prompts_f
 
 
 def test_resume_after_sigint_reproduces_the_run(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
-    keys = ("objective/scores", "loss/policy_avg", "loss/value_avg", "objective/kl")
-    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "a", max_steps=4, save_steps=100,
-                          kl_target=1.0), reward_fn=count_o)
-    want = [[r[k] for k in keys] for r in read_metrics(tmp_path / "a")]
+    """Training metrics, held-out evaluations and their per-prompt samples all come out as in one run."""
+    keys = ("objective/scores", "loss/policy_avg", "loss/value_avg", "objective/kl", "eval/scores", "eval/kl")
+    held_out = write_pairs(tmp_path / "held-out.jsonl", 8, seed=7)
+    kw = dict(max_steps=4, save_steps=100, kl_target=1.0, eval_data=str(held_out), eval_steps=1, sample_steps=1)
+    ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "a", **kw), reward_fn=count_o)
+    want = [[r.get(k) for k in keys] for r in read_metrics(tmp_path / "a")]
     interrupt_after_step(monkeypatch, 2)
-    cut = cfg_for(tiny_model_dir, prompts_file, tmp_path / "b", max_steps=4, save_steps=100, kl_target=1.0)
+    cut = cfg_for(tiny_model_dir, prompts_file, tmp_path / "b", **kw)
     with pytest.raises(loop.Interrupted, match="update 2"):
         ppo.train_ppo(cut, reward_fn=count_o)
     monkeypatch.undo()
     ppo.train_ppo(cut, reward_fn=count_o)
-    got = [[r[k] for k in keys] for r in read_metrics(tmp_path / "b")]
-    assert got == want
-    kl_coefs = [r["kl_coef"] for r in read_metrics(tmp_path / "b")]
-    assert kl_coefs == [r["kl_coef"] for r in read_metrics(tmp_path / "a")] and kl_coefs[0] != kl_coefs[-1]
+    got = [[r.get(k) for k in keys] for r in read_metrics(tmp_path / "b")]
+    assert got == want and len(got) == 4 + 5
+    for name in ("eval_samples.jsonl", "samples.jsonl"):
+        assert (tmp_path / "b" / name).read_text() == (tmp_path / "a" / name).read_text(), name
+    kl_coefs = [r["kl_coef"] for r in read_metrics(tmp_path / "b") if "kl_coef" in r]
+    assert kl_coefs == [r["kl_coef"] for r in read_metrics(tmp_path / "a") if "kl_coef" in r]
+    assert len(kl_coefs) == 4 and kl_coefs[0] != kl_coefs[-1]
 
 
 def test_missing_eos_penalty(tiny_model_dir):

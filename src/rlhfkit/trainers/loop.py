@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -183,7 +184,9 @@ def apply_lora(model: Any, cfg: Any, task_type: str = "CAUSAL_LM") -> Any:
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(cfg.lora_target_modules), bias="none", task_type=task_type,
                       modules_to_save=["score"] if task_type == "SEQ_CLS" else None, layers_to_transform=layers)
-    return get_peft_model(model, lcfg)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return get_peft_model(model, lcfg)   # PEFT 0.21 still asks transformers 5 by the old name
 
 
 def _save_matmuls_policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
@@ -217,8 +220,6 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
     import functools
 
     from torch.utils.checkpoint import create_selective_checkpoint_contexts
-
-    import warnings
 
     kwargs: dict = {"use_reentrant": False}
     if mode == "selective":
@@ -415,6 +416,22 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> d
 # ----------------------------------------------------------------------------------------------
 # metrics
 # ----------------------------------------------------------------------------------------------
+def drop_rows_after(path: Path, step: int) -> None:
+    """Keep only the JSONL rows of `path` with "step" <= step (and drop lines cut by a crash): on resume, what
+    was written after the checkpoint is written again, so the file reads as one run."""
+    if not Path(path).exists():
+        return
+    keep = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if rec.get("step", 0) <= step:
+            keep.append(line)
+    atomic_write_text(Path(path), "".join(k + "\n" for k in keep))
+
+
 class MetricsLogger:
     """metrics.jsonl (one object per logged step) plus TensorBoard / W&B when asked.
 
@@ -429,16 +446,7 @@ class MetricsLogger:
         self._wandb = None
         if not enabled:
             return
-        if self.path.exists():
-            keep = []
-            for line in self.path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                if rec.get("step", 0) <= resume_step:
-                    keep.append(line)
-            atomic_write_text(self.path, "".join(k + "\n" for k in keep))
+        drop_rows_after(self.path, resume_step)
         if "tensorboard" in report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -166,14 +166,15 @@ def score_rollout(models: PPOModels, samples: Samples, batch: PackedBatch, promp
 def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: list, tokenizer: Any, cfg: PPOConfig,
                     reward_fn: Optional[RewardFn], stats: Optional[tuple[float, float]],
                     device: torch.device) -> dict:
-    """Fresh rollouts on the held-out prompts: eval/scores (the plain score, no EOS penalty), eval/kl (nats per
-    response to the reference, k1 summed over the response), eval/eos_rate, eval/length_mean.
+    """Fresh rollouts on the held-out prompts: (metrics, one row per prompt). Metrics: eval/scores (the plain
+    score, no EOS penalty), eval/kl (nats per response to the reference, k1 summed over the response),
+    eval/eos_rate, eval/length_mean. Rows: prompt, response, score, kl, ended_with_eos.
 
     The responses are sampled as in training (temperature, top_p) from a fixed seed under a forked RNG, so the
     training run's random stream is untouched (resume stays exact) and two evaluations differ only through the
     policy."""
     pad_id, eos_id = loop.pad_token_id(tokenizer), tokenizer.eos_token_id
-    scores, kls, ended, lengths = [], [], [], []
+    scores, kls, ended, lengths, texts_all = [], [], [], [], []
     was_training = models.policy.training
     models.policy.eval()
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
@@ -184,6 +185,7 @@ def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: lis
                 s = sample(models.policy, ids, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                            top_p=cfg.top_p, eos_id=eos_id, pad_id=pad_id, device=device)
             texts = tokenizer.batch_decode(s.response_ids, skip_special_tokens=True)
+            texts_all += texts
             batch = pack_rollout(s.prompt_ids, s.response_ids, pad_id, device)
             ref = to_padded(reference_logprobs(models, batch, cfg, device).cpu(), s.lengths)
             scores.append(rollout_scores(models, batch, prompts[start:start + cfg.batch_size], texts, cfg,
@@ -192,9 +194,13 @@ def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: lis
             ended.append(s.ended.cpu())
             lengths.append(s.lengths.cpu())
     models.policy.train(was_training)
-    return {"eval/scores": torch.cat(scores).mean().item(), "eval/kl": torch.cat(kls).mean().item(),
-            "eval/eos_rate": torch.cat(ended).float().mean().item(),
-            "eval/length_mean": torch.cat(lengths).float().mean().item(), "eval/prompts": len(prompt_ids)}
+    scores_t, kls_t, ended_t = torch.cat(scores), torch.cat(kls), torch.cat(ended)
+    metrics = {"eval/scores": scores_t.mean().item(), "eval/kl": kls_t.mean().item(),
+               "eval/eos_rate": ended_t.float().mean().item(),
+               "eval/length_mean": torch.cat(lengths).float().mean().item(), "eval/prompts": len(prompt_ids)}
+    rows = [{"prompt": p, "response": t, "score": round(float(sc), 4), "kl": round(float(k), 4),
+             "ended_with_eos": bool(e)} for p, t, sc, k, e in zip(prompts, texts_all, scores_t, kls_t, ended_t)]
+    return metrics, rows
 
 
 def _value_from_rm(cfg: PPOConfig) -> bool:
@@ -422,6 +428,9 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
         guard_rails.load_state_dict(st["guard_rails"])
         print(f"[rlhfkit] resuming from {ckpts[-1]} (update {step} of {total_updates})", file=sys.stderr)
     logger = loop.MetricsLogger(out, cfg.report_to, to_dict(cfg), resume_step=step, enabled=main)
+    if main:
+        for name in ("samples.jsonl", "eval_samples.jsonl"):
+            loop.drop_rows_after(out / name, step)
     guard = loop.NanGuard(cfg.max_bad_steps, skipped)
     lengths = [len(p) for p in prompt_ids]
     epoch_cache: dict[int, list[list[int]]] = {}
@@ -446,8 +455,10 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
 
     def held_out_eval() -> None:
         if main and eval_ids:
-            metrics = evaluate_policy(models, eval_ids, eval_prompts, tokenizer, cfg, reward_fn, stats, device)
+            metrics, rows = evaluate_policy(models, eval_ids, eval_prompts, tokenizer, cfg, reward_fn, stats, device)
             logger.log(step, metrics)
+            with open(out / "eval_samples.jsonl", "a") as fh:    # every held-out answer: paired comparisons later
+                fh.writelines(json.dumps({"step": step, **row}) + "\n" for row in rows)
             bar.write(f"[rlhfkit] update {step}: held-out score {metrics['eval/scores']:.3f}, "
                       f"KL {metrics['eval/kl']:.2f}, EOS rate {metrics['eval/eos_rate']:.2f} "
                       f"({len(eval_ids)} prompts)", file=sys.stderr)
