@@ -32,27 +32,33 @@ from common import TRL_PYTHON, WARMUP, run_child, run_trl, workload_file
 PROMPTS, ROLLOUT, STEPS = 64, 8, 8
 
 
+def workload_config(tmp: Path, steps: int, reward_model: str, lora: bool, precision: str, **overrides):
+    """Our PPOConfig for the peer workload, its prompts written under tmp (also used by bench/ppo_phases.py)."""
+    from rlhfkit.config import PPOConfig, build_config
+
+    pairs = workload_file(tmp / "pairs.jsonl").read_text().splitlines()[:PROMPTS]
+    prompts = tmp / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": json.loads(line)["prompt"]}) + "\n" for line in pairs))
+    kw = dict(data=str(prompts), output=str(tmp / "out"), reward_model=reward_model, batch_size=ROLLOUT,
+              max_steps=steps, num_ppo_epochs=4, num_mini_batches=1, max_new_tokens=48, temperature=1.0, top_p=1.0,
+              kl_coef=0.05, vf_coef=0.1, cliprange=0.2, cliprange_value=0.2, gamma=1.0, lam=0.95,
+              learning_rate=5e-7, lr_scheduler="constant", warmup_steps=0, precision=precision,
+              use_chat_template=False, max_prompt_length=256, max_length=256 + 48, save_steps=0, sample_steps=0,
+              seed=42, progress=False, lora=lora, lora_r=16, lora_alpha=32)
+    return build_config(PPOConfig, **{**kw, **overrides})
+
+
 def run_ours(steps: int, reward_model: str, lora: bool, precision: str) -> dict:
     import platform
     import resource
 
     import torch
 
-    from rlhfkit.config import PPOConfig, build_config
     from rlhfkit.trainers.loop import read_metrics
     from rlhfkit.trainers.ppo import train_ppo
 
     tmp = Path(tempfile.mkdtemp(prefix="rlhfkit-bench-ppo-"))
-    pairs = workload_file(tmp / "pairs.jsonl").read_text().splitlines()[:PROMPTS]
-    prompts = tmp / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"prompt": json.loads(line)["prompt"]}) + "\n" for line in pairs))
-    cfg = build_config(
-        PPOConfig, data=str(prompts), output=str(tmp / "out"), reward_model=reward_model, batch_size=ROLLOUT,
-        max_steps=steps, num_ppo_epochs=4, num_mini_batches=1, max_new_tokens=48, temperature=1.0, top_p=1.0,
-        kl_coef=0.05, vf_coef=0.1, cliprange=0.2, cliprange_value=0.2, gamma=1.0, lam=0.95, learning_rate=5e-7,
-        lr_scheduler="constant", warmup_steps=0, precision=precision, use_chat_template=False, max_prompt_length=256,
-        max_length=256 + 48, save_steps=0, sample_steps=0, seed=42, progress=False, lora=lora, lora_r=16,
-        lora_alpha=32)
+    cfg = workload_config(tmp, steps, reward_model, lora, precision)
     t0 = time.perf_counter()
     train_ppo(cfg)
     total = time.perf_counter() - t0
