@@ -102,13 +102,13 @@ def test_held_out_eval_tracks_the_policy_and_leaves_training_untouched(tiny_mode
 
 
 def test_eval_fraction_holds_prompts_out_of_training(tiny_model_dir, prompts_file, tmp_path):
-    from rlhfkit.data.io import split_prompts
+    from rlhfkit.data.io import split_by_prompt
     from rlhfkit.rollout.generate import load_prompts
 
     prompts = load_prompts(str(prompts_file))
-    train, test = split_prompts(prompts, 0.25, seed=42)
+    train, test = split_by_prompt(prompts, 0.25, seed=42)
     assert test and train and not {repr(p) for p in train} & {repr(p) for p in test}
-    assert (train, test) == split_prompts(prompts, 0.25, seed=42) and len(train) + len(test) == len(prompts)
+    assert (train, test) == split_by_prompt(prompts, 0.25, seed=42) and len(train) + len(test) == len(prompts)
     ppo.train_ppo(cfg_for(tiny_model_dir, prompts_file, tmp_path / "o", max_steps=2, eval_fraction=0.25,
                           seed=42, sample_steps=1), reward_fn=count_o)
     evals = [r for r in read_metrics(tmp_path / "o") if "eval/scores" in r]

@@ -22,7 +22,7 @@ from collections import Counter
 from importlib import resources
 from itertools import chain, islice
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from rlhfkit.data.formats import FORMATS, RecordError, detect_format, json_type, normalize
 from rlhfkit.errors import DataError
@@ -478,26 +478,23 @@ def _bucket(prompt, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2 ** 64
 
 
+def split_by_prompt(items: Iterable, test_fraction: float, seed: int = 0,
+                    key: Callable[[Any], Any] = lambda item: item) -> tuple[list, list]:
+    """(train, test) by a seeded hash of each item's prompt (`key(item)`): all items of a prompt land on the same
+    side, the same inputs always give the same split, and about `test_fraction` of the prompts go to test. Order
+    is kept. The one rule behind `rlhfkit data split`, --eval-fraction and PPO's held-out prompts."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    train, test = [], []
+    for item in items:
+        (test if _bucket(key(item), seed) < test_fraction else train).append(item)
+    return train, test
+
+
 def split_examples(examples: Iterable[PreferenceExample], test_fraction: float,
                    seed: int = 0) -> tuple[list[PreferenceExample], list[PreferenceExample]]:
-    """(train, test) by a seeded hash of each prompt: all pairs of a prompt land on the same side, the same
-    inputs always give the same split, and about `test_fraction` of the prompts go to test. Order is kept."""
-    if not 0 < test_fraction < 1:
-        raise DataError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    train, test = [], []
-    for example in examples:
-        (test if _bucket(example.prompt, seed) < test_fraction else train).append(example)
-    return train, test
-
-
-def split_prompts(prompts: list, test_fraction: float, seed: int = 0) -> tuple[list, list]:
-    """(train, test) prompts by the same seeded hash as `split_examples` (PPO's held-out prompts)."""
-    if not 0 < test_fraction < 1:
-        raise DataError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    train, test = [], []
-    for prompt in prompts:
-        (test if _bucket(prompt, seed) < test_fraction else train).append(prompt)
-    return train, test
+    """(train, test) preference pairs by prompt (`split_by_prompt`)."""
+    return split_by_prompt(examples, test_fraction, seed, key=lambda example: example.prompt)
 
 
 def split_file(src: PathLike, out_dir: PathLike, test_fraction: float, seed: int = 0,

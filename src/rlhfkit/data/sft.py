@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rlhfkit.data.formats import RecordError, detect_format, normalize
-from rlhfkit.data.io import _bucket, _guarded, location, open_records, resolve_data_path
+from rlhfkit.data.io import _guarded, location, open_records, resolve_data_path, split_by_prompt
 from rlhfkit.errors import DataError
 from rlhfkit.types import Text
 
@@ -116,10 +116,5 @@ def split_sft_examples(examples: list[SFTExample], test_fraction: float,
                        seed: int = 0) -> tuple[list[SFTExample], list[SFTExample]]:
     """(train, test) by a seeded hash of the prompt (of the text itself for plain-text examples), so no prompt
     lands on both sides; the same rule as `rlhfkit data split`."""
-    if not 0 < test_fraction < 1:
-        raise DataError(f"the test fraction must be between 0 and 1 (exclusive), got {test_fraction}")
-    train, test = [], []
-    for ex in examples:
-        key = ex.prompt if ex.prompt != "" else ex.completion
-        (test if _bucket(key, seed) < test_fraction else train).append(ex)
-    return train, test
+    return split_by_prompt(examples, test_fraction, seed,
+                           key=lambda ex: ex.prompt if ex.prompt != "" else ex.completion)

@@ -26,7 +26,7 @@ import torch
 
 from rlhfkit.config import PPOConfig, save_config, to_dict
 from rlhfkit.data.collate import PackedBatch, pack_groups
-from rlhfkit.data.io import split_prompts
+from rlhfkit.data.io import split_by_prompt
 from rlhfkit.data.tokenize import tokenize_prompt
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.advantages import gae, whiten
@@ -367,7 +367,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
     prompts = load_prompts(cfg.data)
     eval_prompts = load_prompts(cfg.eval_data) if cfg.eval_data else []
     if not cfg.eval_data and cfg.eval_fraction > 0:
-        prompts, eval_prompts = split_prompts(prompts, cfg.eval_fraction, cfg.seed)
+        prompts, eval_prompts = split_by_prompt(prompts, cfg.eval_fraction, cfg.seed)
         if not eval_prompts or not prompts:
             raise RlhfkitError(f"--eval-fraction {cfg.eval_fraction} of {len(prompts) + len(eval_prompts)} prompts "
                                "leaves one side empty; give more prompts, another fraction or --eval-data")
