@@ -30,6 +30,7 @@ from pathlib import Path
 from common import TRL_PYTHON, WARMUP, run_child, run_trl, workload_file
 
 PROMPTS, ROLLOUT, STEPS = 64, 8, 8
+CHECKPOINTING, MICRO = "selective", 1     # our memory settings (see docs/performance.md, PPO section)
 
 
 def workload_config(tmp: Path, steps: int, reward_model: str, lora: bool, precision: str, **overrides):
@@ -48,7 +49,7 @@ def workload_config(tmp: Path, steps: int, reward_model: str, lora: bool, precis
     return build_config(PPOConfig, **{**kw, **overrides})
 
 
-def run_ours(steps: int, reward_model: str, lora: bool, precision: str) -> dict:
+def run_ours(steps: int, reward_model: str, lora: bool, precision: str, checkpointing: str, micro: int) -> dict:
     import platform
     import resource
 
@@ -58,7 +59,8 @@ def run_ours(steps: int, reward_model: str, lora: bool, precision: str) -> dict:
     from rlhfkit.trainers.ppo import train_ppo
 
     tmp = Path(tempfile.mkdtemp(prefix="rlhfkit-bench-ppo-"))
-    cfg = workload_config(tmp, steps, reward_model, lora, precision)
+    cfg = workload_config(tmp, steps, reward_model, lora, precision, activation_checkpointing=checkpointing,
+                          gradient_accumulation_steps=micro)
     t0 = time.perf_counter()
     train_ppo(cfg)
     total = time.perf_counter() - t0
@@ -79,6 +81,7 @@ def run_ours(steps: int, reward_model: str, lora: bool, precision: str) -> dict:
         "scores": [round(r["objective/scores"], 4) for r in rows], "kl": [round(r["objective/kl"], 4) for r in rows],
         "precision": precision + (" (bf16 autocast for training forwards; sampling and frozen forwards fp32 where "
                                   "bf16 is emulated)" if precision == "bf16" else ""),
+        "activation_checkpointing": checkpointing, "micro_batches": micro,
         "torch_threads": torch.get_num_threads(), "wall_seconds_incl_setup": round(total, 1),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -95,16 +98,23 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
                     help="ours; with fp32 TRL's harness runs with --no-bf16 too (both exact fp32)")
+    ap.add_argument("--activation-checkpointing", default=CHECKPOINTING, choices=["selective", "full", "off"],
+                    help="ours")
+    ap.add_argument("--micro-batches", type=int, default=MICRO,
+                    help="ours: gradient_accumulation_steps per PPO minibatch (same gradients, less memory)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     rm = str(Path(args.reward_model).resolve())
     if args._child:
-        print(json.dumps(run_ours(args.steps, rm, args.lora, args.precision)), flush=True)
+        print(json.dumps(run_ours(args.steps, rm, args.lora, args.precision, args.activation_checkpointing,
+                                  args.micro_batches)), flush=True)
         return
     results = []
     for _ in range(args.repeat):
         ours = run_child(__file__, ["--_child", "--steps", str(args.steps), "--reward-model", rm,
-                                    "--precision", args.precision] + (["--lora"] if args.lora else []))
+                                    "--precision", args.precision, "--activation-checkpointing",
+                                    args.activation_checkpointing, "--micro-batches", str(args.micro_batches)]
+                           + (["--lora"] if args.lora else []))
         print(json.dumps(ours), flush=True)
         results.append(ours)
         if args.trl:

@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--precision", default="fp32", choices=["bf16", "fp32"])
     ap.add_argument("--activation-checkpointing", default="selective", choices=["selective", "full", "off"])
+    ap.add_argument("--micro-batches", type=int, default=1, help="gradient_accumulation_steps per PPO minibatch")
     args = ap.parse_args()
 
     import accelerate
@@ -70,12 +71,14 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="rlhfkit-bench-ppo-phases-"))
     cfg = workload_config(tmp, args.steps, str(Path(args.reward_model).resolve()), args.lora, args.precision,
-                          activation_checkpointing=args.activation_checkpointing)
+                          activation_checkpointing=args.activation_checkpointing,
+                          gradient_accumulation_steps=args.micro_batches)
     t0 = time.perf_counter()
     ppo.train_ppo(cfg)
     rows = [r for r in loop.read_metrics(tmp / "out") if "perf/step_seconds" in r]
     print(json.dumps({
         "lora": args.lora, "precision": args.precision, "activation_checkpointing": args.activation_checkpointing,
+        "micro_batches": args.micro_batches,
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "step_seconds": [round(r["perf/step_seconds"], 1) for r in rows],
         "seconds_by_phase": {k: round(v, 1) for k, v in seconds.items()},

@@ -125,7 +125,9 @@ class RewardConfig(TrainConfig):
 class PPOConfig(TrainConfig):
     """`rlhfkit ppo`: PPO against a reward model or a reward function (classic RLHF).
 
-    `data` (`--prompts`) holds the prompts; batch_size is the number of prompts per rollout; max_steps or
+    `data` (`--prompts`) holds the prompts; batch_size is the number of prompts per rollout, split into
+    num_mini_batches minibatches (one optimizer step each), each run as gradient_accumulation_steps micro-batches
+    (same gradients, less activation memory); max_steps or
     num_epochs (passes over the prompts) set the number of PPO updates."""
 
     reward_model: Optional[str] = f(None, "reward model folder from `rlhfkit rm train` (or --reward-fn)")

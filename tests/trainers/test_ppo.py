@@ -218,3 +218,53 @@ def test_lora_mode_shares_weights(tiny_model_dir, tiny_rm_dir, prompts_file, tmp
         adapted = packed_rewards(m.value, batch)
     torch.testing.assert_close(shared, packed_rewards(load_reward_model(str(tiny_rm_dir)), batch))
     assert not torch.allclose(shared, adapted)                       # the value model did train
+
+
+def test_micro_batches_give_the_minibatch_gradient(tiny_model_dir):
+    """gradient_accumulation_steps splits a PPO minibatch into micro-batches (3 uneven ones of 5 rollouts here):
+    the gradients of policy and value and the logged statistics equal those of one pass over the minibatch."""
+    from types import SimpleNamespace
+
+    from rlhfkit.models.load import load_reward_model
+    from rlhfkit.rollout.generate import Samples
+    from rlhfkit.types import PPOModels
+
+    from conftest import make_model, make_tokenizer
+
+    tok = make_tokenizer()
+    torch.manual_seed(0)
+    policy, value = make_model(tok), load_reward_model(str(tiny_model_dir), quiet=True)
+    lengths = [3, 6, 1, 4, 5]
+    B, T = len(lengths), max(lengths)
+    g = torch.Generator().manual_seed(1)
+    s = Samples(prompt_ids=[[10 + i] * (2 + i) for i in range(B)],
+                response_ids=[torch.randint(5, 60, (n,), generator=g).tolist() for n in lengths],
+                ended=torch.zeros(B, dtype=torch.bool), logprobs=torch.zeros(B, T), entropy=torch.zeros(B, T),
+                response_mask=torch.arange(T)[None] < torch.tensor(lengths)[:, None])
+    mask = s.response_mask
+    old = {"logp": -3 + torch.randn(B, T, generator=g) * mask, "values": torch.randn(B, T, generator=g) * mask,
+           "advantages": torch.randn(B, T, generator=g) * mask, "returns": torch.randn(B, T, generator=g) * mask,
+           "mask": mask, "stats": (0.1, 0.5)}
+    models = PPOModels(policy=policy, reference=policy, reward=None, value=value)
+    acc = SimpleNamespace(backward=lambda loss: loss.backward())
+    sel = torch.tensor([3, 0, 4, 1, 2])
+
+    def run(micro):
+        cfg = build_config(PPOConfig, reward_fn="m:f", precision="fp32", gradient_accumulation_steps=micro,
+                           temperature=0.7)
+        for m in (policy, value):
+            m.zero_grad(set_to_none=True)
+        loss, stats, positions = ppo.ppo_minibatch_backward(acc, models, s, old, sel, cfg, torch.device("cpu"), 0)
+        grads = [p.grad.clone() for m in (policy, value) for p in m.parameters() if p.grad is not None]
+        return loss, stats, grads, positions
+
+    loss1, stats1, grads1, pos1 = run(1)
+    loss3, stats3, grads3, pos3 = run(3)
+    assert len(grads1) == len(grads3) > 0
+    assert torch.allclose(loss1, loss3, atol=1e-6)
+    assert stats1.keys() == stats3.keys() and stats1["loss/value_avg"] > 0
+    for k in stats1:
+        assert abs(stats1[k] - stats3[k]) < 1e-5, (k, stats1[k], stats3[k])
+    for a, b in zip(grads1, grads3):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a - b).abs().max()
+    assert pos1 == pos3 == sum(lengths) + sum(2 + i for i in range(B))

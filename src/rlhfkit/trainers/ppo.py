@@ -31,7 +31,7 @@ from rlhfkit.data.tokenize import tokenize_prompt
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.advantages import gae, whiten
 from rlhfkit.losses.kl import KLController, kl_k1, kl_k3, kl_penalized_rewards
-from rlhfkit.losses.masked import masked_mean
+from rlhfkit.losses.masked import masked_sum
 from rlhfkit.losses.ppo import explained_variance, policy_loss, value_loss
 from rlhfkit.models.forward import completion_logprobs, native_bf16
 from rlhfkit.models.heads import packed_rewards, packed_values
@@ -229,12 +229,14 @@ def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.
     return {"kl": kl, "rewards": rewards, "non_score": non_score, "advantages": adv, "returns": returns}
 
 
-def ppo_minibatch_backward(accelerator: Any, models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict,
-                           cfg: PPOConfig, device: torch.device) -> tuple[torch.Tensor, dict]:
-    """Step 4 for one minibatch: the policy's forward, clipped policy loss and backward, then the value model's
+def ppo_micro_backward(accelerator: Any, models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict,
+                       cfg: PPOConfig, device: torch.device, n_tokens: int) -> dict[str, torch.Tensor]:
+    """Step 4 for one micro-batch: the policy's forward, clipped policy loss and backward, then the value model's
     forward, clipped value loss and backward (weighted by vf_coef). The two models share no parameters, so the two
     backward passes leave exactly the gradients of `pg_loss + vf_coef * vf_loss`, while only one model's activations
-    are alive at a time. A non-finite part is not back-propagated; the caller skips the step on the returned loss.
+    are alive at a time. Every per-token quantity is a masked *sum* divided by `n_tokens`, the response tokens of the
+    whole minibatch, so the micro-batches' parts add up to the minibatch's masked means (and their gradients to its
+    gradient). A non-finite part is not back-propagated; the caller skips the step on the summed loss.
     `old` holds the rollout's (b, T) tensors and, under "stats", the value standardisation (see `standardized`)."""
     mask = old["mask"]
     lengths = lengths.to(device)
@@ -242,22 +244,44 @@ def ppo_minibatch_backward(accelerator: Any, models: PPOModels, mb: PackedBatch,
         logp = completion_logprobs(models.policy, mb, temperature=cfg.temperature).float()
     logp = to_padded(logp, lengths)
     pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
-    pg_loss = masked_mean(pg, mask)
+    pg_loss = masked_sum(pg, mask) / n_tokens
     if torch.isfinite(pg_loss):
         accelerator.backward(pg_loss)
     with loop.autocast(device, cfg.precision):
         values = standardized(packed_values(models.value, mb).float(), old.get("stats"))
     values = to_padded(values, lengths)
     vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
-    vf_loss = masked_mean(vf, mask)
+    vf_loss = masked_sum(vf, mask) / n_tokens
     if torch.isfinite(vf_loss) and torch.isfinite(pg_loss):
         accelerator.backward(cfg.vf_coef * vf_loss)
-    stats = {"loss/policy_avg": pg_loss.item(), "loss/value_avg": vf_loss.item(),
-             "policy/approxkl_avg": masked_mean(approx_kl, mask).item(),
-             "policy/clipfrac_avg": masked_mean(pg_clipped, mask).item(),
-             "val/clipfrac_avg": masked_mean(vf_clipped, mask).item(),
-             "val/ratio": masked_mean(torch.exp(logp.detach() - old["logp"]), mask).item()}
-    return (pg_loss + cfg.vf_coef * vf_loss).detach(), stats
+    return {"loss": (pg_loss + cfg.vf_coef * vf_loss).detach(),
+            "loss/policy_avg": pg_loss.detach(), "loss/value_avg": vf_loss.detach(),
+            "policy/approxkl_avg": masked_sum(approx_kl, mask) / n_tokens,
+            "policy/clipfrac_avg": masked_sum(pg_clipped, mask) / n_tokens,
+            "val/clipfrac_avg": masked_sum(vf_clipped, mask) / n_tokens,
+            "val/ratio": masked_sum(torch.exp(logp.detach() - old["logp"]), mask) / n_tokens}
+
+
+def ppo_minibatch_backward(accelerator: Any, models: PPOModels, samples: Samples, old: dict, sel: torch.Tensor,
+                           cfg: PPOConfig, device: torch.device, pad_id: int) -> tuple[torch.Tensor, dict, int]:
+    """Gradients of one minibatch (rollout rows `sel`) in cfg.gradient_accumulation_steps micro-batches, one after
+    the other (TRL's micro-batches inside a PPO minibatch): the same gradients as one pass over the minibatch (up to
+    float summation order) with a fraction of its activation memory. Returns (loss, stats, packed positions)."""
+    mask = old["mask"]
+    n_tokens = max(int(mask[sel].sum()), 1)
+    parts, positions = [], 0
+    for micro in sel.chunk(cfg.gradient_accumulation_steps):
+        rows = micro.tolist()
+        mb = pack_rollout([samples.prompt_ids[i] for i in rows], [samples.response_ids[i] for i in rows], pad_id,
+                          device)
+        T = int(samples.lengths[micro].max())
+        old_mb = {k: v[micro][:, :T].to(device) for k, v in old.items() if k != "stats"}
+        old_mb["stats"] = old.get("stats")
+        parts.append(ppo_micro_backward(accelerator, models, mb, samples.lengths[micro], old_mb, cfg, device,
+                                        n_tokens))
+        positions += mb.num_tokens
+    total = {k: torch.stack([p[k] for p in parts]).sum() for k in parts[0]}
+    return total.pop("loss"), {k: v.item() for k, v in total.items()}, positions
 
 
 def update_both(accelerator: Any, models: PPOModels, opts: dict, guard: loop.NanGuard, max_grad_norm: float,
@@ -496,25 +520,18 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             models.value.train()
             rows, train_tokens = [], 0
             B, mb_size = len(idx), len(idx) // cfg.num_mini_batches
+            old["stats"] = value_stats
             for _ in range(cfg.num_ppo_epochs):
                 perm = torch.randperm(B)
                 for start in range(0, B, mb_size):
-                    sel = perm[start:start + mb_size]
-                    s = sel.tolist()
-                    mb = pack_rollout([samples.prompt_ids[i] for i in s], [samples.response_ids[i] for i in s],
-                                      pad_id, device)
-                    old_mb = {k: v[sel].to(device) for k, v in old.items()}
-                    T = int(samples.lengths[sel].max())
-                    old_mb = {k: v[:, :T] for k, v in old_mb.items()}
-                    old_mb["stats"] = value_stats
-                    loss, row = ppo_minibatch_backward(accelerator, models, mb, samples.lengths[sel], old_mb, cfg,
-                                                       device)
+                    loss, row, positions = ppo_minibatch_backward(accelerator, models, samples, old,
+                                                                  perm[start:start + mb_size], cfg, device, pad_id)
                     ok = guard.check(loss)
                     g_p, g_v = update_both(accelerator, models, opts, guard, cfg.max_grad_norm, ok)
                     if cfg.release_memory:
                         loop.trim_freed_memory()
                     rows.append({**row, "grad_norm/policy": g_p, "grad_norm/value": g_v})
-                    train_tokens += mb.num_tokens
+                    train_tokens += positions
             step += 1
             if guard.should_stop():
                 raise stop_with(loop.TrainingStopped(loop.nan_stop_message(step, guard, out)))
