@@ -268,3 +268,28 @@ def test_micro_batches_give_the_minibatch_gradient(tiny_model_dir):
     for a, b in zip(grads1, grads3):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a - b).abs().max()
     assert pos1 == pos3 == sum(lengths) + sum(2 + i for i in range(B))
+
+
+def test_guard_rails_warn_once_each_and_survive_resume():
+    """Each guard fires once, at the step its condition first holds; repetition (the shape reward hacking took on
+    the default model: "🌟🌟🌟...", distinct-token share 0.64 -> 0.17) is caught though the KL stayed under 10."""
+    assert ppo.distinct_ratio([[1, 2, 3, 4], [5, 5, 5, 5]]) == pytest.approx((1.0 + 0.25) / 2)
+    assert ppo.distinct_ratio([]) == 1.0
+    cfg = build_config(PPOConfig, data="unused.jsonl", output="unused", reward_fn="unused:fn", kl_warn=10.0,
+                       max_new_tokens=48)
+    g = ppo.GuardRails(cfg)
+    assert g.check(1, kl=0.5, eos_rate=0.6, mean_len=30.0, distinct=0.64) == []
+    assert g.check(2, kl=8.0, eos_rate=0.4, mean_len=40.0, distinct=0.40) == []     # nothing past its bound yet
+    msgs = g.check(3, kl=8.1, eos_rate=0.6, mean_len=30.0, distinct=0.17)
+    assert len(msgs) == 1 and "repeat themselves" in msgs[0] and "0.64" in msgs[0]
+    assert g.check(4, kl=8.1, eos_rate=0.6, mean_len=30.0, distinct=0.10) == []     # once
+    msgs = g.check(5, kl=12.0, eos_rate=0.2, mean_len=47.0, distinct=0.10)
+    assert [m.split(": ")[1].split(" ")[0] for m in msgs] == ["KL", "only", "responses"]  # kl, eos, length cap
+    resumed = ppo.GuardRails(cfg)
+    resumed.load_state_dict(g.state_dict())
+    assert resumed.check(6, kl=20.0, eos_rate=0.0, mean_len=48.0, distinct=0.05) == []
+    old = {k: v for k, v in g.state_dict().items() if k != "first_distinct"}    # a checkpoint from before the guard
+    old["warned"] = []
+    legacy = ppo.GuardRails(cfg)
+    legacy.load_state_dict(old)
+    assert any("repeat themselves" in m for m in legacy.check(7, 1.0, 0.6, 30.0, distinct=0.3))

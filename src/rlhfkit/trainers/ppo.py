@@ -168,13 +168,14 @@ def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: lis
                     device: torch.device) -> dict:
     """Fresh rollouts on the held-out prompts: (metrics, one row per prompt). Metrics: eval/scores (the plain
     score, no EOS penalty), eval/kl (nats per response to the reference, k1 summed over the response),
-    eval/eos_rate, eval/length_mean. Rows: prompt, response, score, kl, ended_with_eos.
+    eval/eos_rate, eval/length_mean, eval/distinct_ratio (see distinct_ratio). Rows: prompt, response, score, kl,
+    ended_with_eos.
 
     The responses are sampled as in training (temperature, top_p) from a fixed seed under a forked RNG, so the
     training run's random stream is untouched (resume stays exact) and two evaluations differ only through the
     policy."""
     pad_id, eos_id = loop.pad_token_id(tokenizer), tokenizer.eos_token_id
-    scores, kls, ended, lengths, texts_all = [], [], [], [], []
+    scores, kls, ended, lengths, texts_all, ids_all = [], [], [], [], [], []
     was_training = models.policy.training
     models.policy.eval()
     with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
@@ -186,6 +187,7 @@ def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: lis
                            top_p=cfg.top_p, eos_id=eos_id, pad_id=pad_id, device=device)
             texts = tokenizer.batch_decode(s.response_ids, skip_special_tokens=True)
             texts_all += texts
+            ids_all += s.response_ids
             batch = pack_rollout(s.prompt_ids, s.response_ids, pad_id, device)
             ref = to_padded(reference_logprobs(models, batch, cfg, device).cpu(), s.lengths)
             scores.append(rollout_scores(models, batch, prompts[start:start + cfg.batch_size], texts, cfg,
@@ -197,7 +199,8 @@ def evaluate_policy(models: PPOModels, prompt_ids: list[list[int]], prompts: lis
     scores_t, kls_t, ended_t = torch.cat(scores), torch.cat(kls), torch.cat(ended)
     metrics = {"eval/scores": scores_t.mean().item(), "eval/kl": kls_t.mean().item(),
                "eval/eos_rate": ended_t.float().mean().item(),
-               "eval/length_mean": torch.cat(lengths).float().mean().item(), "eval/prompts": len(prompt_ids)}
+               "eval/length_mean": torch.cat(lengths).float().mean().item(),
+               "eval/distinct_ratio": distinct_ratio(ids_all), "eval/prompts": len(prompt_ids)}
     rows = [{"prompt": p, "response": t, "score": round(float(sc), 4), "kl": round(float(k), 4),
              "ended_with_eos": bool(e)} for p, t, sc, k, e in zip(prompts, texts_all, scores_t, kls_t, ended_t)]
     return metrics, rows
@@ -302,20 +305,28 @@ def update_both(accelerator: Any, models: PPOModels, opts: dict, guard: loop.Nan
     return norms[0], norms[1]
 
 
+def distinct_ratio(response_ids: Sequence[Sequence[int]]) -> float:
+    """Mean over responses of (distinct tokens / tokens): ~0.6-0.8 for ordinary answers of 50-100 tokens, near 0
+    for a response that repeats one token or a short loop ("🌟🌟🌟..."), the usual face of reward hacking."""
+    ratios = [len(set(r)) / len(r) for r in response_ids if len(r) > 0]
+    return sum(ratios) / len(ratios) if ratios else 1.0
+
+
 class GuardRails:
     """Warnings (once each) for the usual ways PPO goes wrong: KL past a bound, EOS share collapsing, responses
-    drifting to the length cap. Repeated NaN stops the run (loop.NanGuard)."""
+    drifting to the length cap, responses collapsing into repetition. Repeated NaN stops the run (loop.NanGuard)."""
 
     def __init__(self, cfg: PPOConfig):
         self.cfg = cfg
         self.first_eos: Optional[float] = None
         self.first_len: Optional[float] = None
+        self.first_distinct: Optional[float] = None
         self.warned: set = set()
 
-    def check(self, step: int, kl: float, eos_rate: float, mean_len: float) -> list[str]:
+    def check(self, step: int, kl: float, eos_rate: float, mean_len: float, distinct: float = 1.0) -> list[str]:
         msgs = []
         if self.first_eos is None:
-            self.first_eos, self.first_len = eos_rate, mean_len
+            self.first_eos, self.first_len, self.first_distinct = eos_rate, mean_len, distinct
         if kl > self.cfg.kl_warn and "kl" not in self.warned:
             msgs.append(f"step {step}: KL to the reference is {kl:.2f} nats per response, past the bound "
                         f"{self.cfg.kl_warn} (--kl-warn): the policy is drifting; raise --kl-coef or lower the LR")
@@ -330,13 +341,21 @@ class GuardRails:
             msgs.append(f"step {step}: responses drifted to the length cap (mean {mean_len:.1f} of {cap} tokens, "
                         f"was {self.first_len:.1f}): possible length hacking")
             self.warned.add("len")
+        first = self.first_distinct if self.first_distinct is not None else 1.0
+        if distinct < 0.5 * first and "repeat" not in self.warned:
+            msgs.append(f"step {step}: responses repeat themselves (distinct-token share {distinct:.2f}, was "
+                        f"{first:.2f}): the policy is likely exploiting the reward model (reward hacking), which "
+                        "the KL bound may not catch; read samples.jsonl, lower the LR or raise --kl-coef")
+            self.warned.add("repeat")
         return msgs
 
     def state_dict(self) -> dict:
-        return {"first_eos": self.first_eos, "first_len": self.first_len, "warned": sorted(self.warned)}
+        return {"first_eos": self.first_eos, "first_len": self.first_len, "first_distinct": self.first_distinct,
+                "warned": sorted(self.warned)}
 
     def load_state_dict(self, s: dict) -> None:
         self.first_eos, self.first_len, self.warned = s["first_eos"], s["first_len"], set(s["warned"])
+        self.first_distinct = s.get("first_distinct")      # absent in checkpoints written before this guard
 
 
 # ----------------------------------------------------------------------------------------------
@@ -551,6 +570,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
                 "val/num_eos_tokens": int(samples.ended.sum()),
                 "val/eos_rate": samples.ended.float().mean().item(),
                 "response/length_mean": samples.lengths.float().mean().item(),
+                "response/distinct_ratio": distinct_ratio(samples.response_ids),
                 "kl_coef": kl_ctl.value,
                 "learning_rate": opts["policy_scheduler"].get_last_lr()[0],
                 "epoch": step / per_epoch, "train/skipped_steps": guard.skipped,
@@ -560,7 +580,7 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             }
             kl_ctl.update(metrics["objective/kl"], cfg.batch_size)
             for msg in guard_rails.check(step, metrics["objective/kl"], metrics["val/eos_rate"],
-                                         metrics["response/length_mean"]):
+                                         metrics["response/length_mean"], metrics["response/distinct_ratio"]):
                 bar.write(f"[rlhfkit] warning: {msg}", file=sys.stderr)
             if step % cfg.logging_steps == 0 or step == total_updates:
                 logger.log(step, metrics)
