@@ -14,6 +14,10 @@ Padding tokens attend only to themselves (no empty softmax rows); nothing reads 
 The log-prob targets are flat indices into the (rows * L) positions: completion token t of a completion is
 predicted by the hidden state one position earlier (for the first token: the last prompt token, shared by C and
 R). Masks come from these lengths, never from comparing ids with the pad id.
+
+`one_row=True` (groups with one completion each, e.g. PPO's prompt + response) puts every group back to back in a
+single unpadded row and records each group's column range in `segments` instead of building a mask: the attention
+implementation `rlhfkit_packed` (models/attention.py) then runs one causal attention call per segment.
 """
 from __future__ import annotations
 
@@ -29,24 +33,26 @@ class PackedBatch:
 
     input_ids:     (R, L) long   token ids (pad_id after the last group of a row)
     position_ids:  (R, L) long
-    attention_mask:(R, 1, L, L) bool, True = attend (see module doc)
+    attention_mask:(R, 1, L, L) bool, True = attend (see module doc); None for a one-row batch with segments
     target_index:  (N,) long     flat index into R*L of the hidden state predicting each completion token
     target_ids:    (N,) long     the completion tokens (labels)
     target_seq:    (N,) long     which completion (0..S-1) each target belongs to
     seq_lengths:   (S,) long     completion lengths, in the order completions were given
     last_index:    (S,) long     flat index of each completion's last token (reward models read scores there)
     num_tokens:    real tokens in the batch (excluding padding)
+    segments:      ((start, end), ...) column ranges of the groups of a one-row batch (R = 1), else None
     """
 
     input_ids: torch.Tensor
     position_ids: torch.Tensor
-    attention_mask: torch.Tensor
+    attention_mask: Optional[torch.Tensor]
     target_index: torch.Tensor
     target_ids: torch.Tensor
     target_seq: torch.Tensor
     seq_lengths: torch.Tensor
     last_index: torch.Tensor
     num_tokens: int
+    segments: Optional[tuple[tuple[int, int], ...]] = None
 
     @property
     def num_positions(self) -> int:
@@ -94,18 +100,25 @@ def _first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 
 
 def pack_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]], *, pad_id: int,
-                row_length: Optional[int] = None, pack: bool = True) -> PackedBatch:
+                row_length: Optional[int] = None, pack: bool = True, one_row: bool = False) -> PackedBatch:
     """Pack (prompt_ids, [completion_ids, ...]) groups into rows; completions are numbered in the order given.
 
     row_length: target row length for packing; rows are never shorter than the longest group, and all rows are
         cut to the fullest one. Longer rows mean less padding but more attention work per token (on CPU the
         masked attention kernel computes every block of a row).
     pack=False puts one group per row (padded to the longest), the plain layout used as the parity baseline.
+    one_row=True puts all groups, in order, in one row with no padding and no mask, and sets `segments` (each group
+    must have exactly one completion: a segment is then a plain causal sequence).
     Every completion must have at least one token and every prompt at least one token.
     """
     glens = [len(p) + sum(len(c) for c in cs) for p, cs in groups]
-    capacity = max(max(glens), row_length or 0)
-    rows = _pack_rows(glens, capacity) if pack else [[g] for g in range(len(groups))]
+    if one_row:
+        if any(len(cs) != 1 for _, cs in groups):
+            raise ValueError("one_row packing takes groups with exactly one completion each")
+        rows = [list(range(len(groups)))]
+    else:
+        capacity = max(max(glens), row_length or 0)
+        rows = _pack_rows(glens, capacity) if pack else [[g] for g in range(len(groups))]
     L = max(sum(glens[g] for g in members) for members in rows)  # no row longer than its fullest member
     R = len(rows)
     input_ids = torch.full((R, L), pad_id, dtype=torch.long)
@@ -146,11 +159,17 @@ def pack_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
         if pad:
             group_id[r, col:] = -torch.arange(1, pad + 1) - r * L  # unique per padding token
             position_ids[r, col:] = torch.arange(pad)
-    # attention mask (R, 1, L, L)
-    gq, gk = group_id[:, :, None], group_id[:, None, :]
-    pq, pk = part[:, :, None], part[:, None, :]
-    causal = torch.ones(L, L, dtype=torch.bool).tril()
-    mask = (gq == gk) & causal & ((pk == 0) | (pk == pq))
+    # attention mask (R, 1, L, L), or the groups' column ranges of the one row
+    mask, segments = None, None
+    if one_row:
+        ends = torch.tensor(glens).cumsum(0).tolist()
+        segments = tuple(zip([0] + ends[:-1], ends))
+    else:
+        gq, gk = group_id[:, :, None], group_id[:, None, :]
+        pq, pk = part[:, :, None], part[:, None, :]
+        causal = torch.ones(L, L, dtype=torch.bool).tril()
+        mask = (gq == gk) & causal & ((pk == 0) | (pk == pq))
+        mask = mask[:, None]
     # targets
     idx, ids, seq = [], [], []
     last = torch.zeros(n, dtype=torch.long)
@@ -166,10 +185,20 @@ def pack_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
         seq.extend([s] * length)
         last[s] = base + start + length - 1
     return PackedBatch(
-        input_ids=input_ids, position_ids=position_ids, attention_mask=mask[:, None],
+        input_ids=input_ids, position_ids=position_ids, attention_mask=mask, segments=segments,
         target_index=torch.tensor(idx, dtype=torch.long), target_ids=torch.tensor(ids, dtype=torch.long),
         target_seq=torch.tensor(seq, dtype=torch.long), seq_lengths=seq_lengths, last_index=last,
         num_tokens=sum(glens))
+
+
+def segment_mask(segments: Sequence[tuple[int, int]], length: int) -> torch.Tensor:
+    """(1, 1, L, L) bool block-diagonal causal mask of a one-row batch: what `segments` means, for attention
+    implementations that take a mask instead."""
+    seg = torch.empty(length, dtype=torch.long)
+    for k, (s, e) in enumerate(segments):
+        seg[s:e] = k
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    return ((seg[:, None] == seg[None, :]) & causal)[None, None]
 
 
 def pack_pairs(pairs: Sequence, *, pad_id: int, prefix_sharing: bool = True, pack: bool = True,

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from rlhfkit.data.collate import PackedBatch
+from rlhfkit.data.collate import PackedBatch, segment_mask
 from rlhfkit.models.logprobs import token_logprobs
 
 
@@ -43,7 +43,7 @@ def attention_mask_for(model: Any, mask: torch.Tensor, dtype: torch.dtype) -> to
     FlashAttention cannot take an arbitrary 4D mask.
     """
     impl = getattr(causal_lm(model).config, "_attn_implementation", "sdpa") or "sdpa"
-    if impl == "sdpa" or impl == "flex_attention":
+    if impl in ("sdpa", "flex_attention", "rlhfkit_packed"):
         return mask
     if impl == "eager":
         out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
@@ -53,13 +53,26 @@ def attention_mask_for(model: Any, mask: torch.Tensor, dtype: torch.dtype) -> to
 
 
 def hidden_states(model: Any, batch: PackedBatch) -> torch.Tensor:
-    """Last hidden states (R, L, H) of the packed rows. `model` may be PEFT-wrapped (adapters active)."""
+    """Last hidden states (R, L, H) of the packed rows. `model` may be PEFT-wrapped (adapters active).
+
+    A one-row batch with `segments` runs one causal attention call per segment when the model uses the
+    `rlhfkit_packed` attention (models/attention.py); on any other implementation it gets the equivalent mask."""
+    from rlhfkit.models.attention import NAME as PACKED
+
     lm = causal_lm(model)
     decoder = lm.get_decoder()
     compute_dtype = torch.get_autocast_dtype(batch.input_ids.device.type) \
         if torch.is_autocast_enabled(batch.input_ids.device.type) else lm.dtype
-    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                  attention_mask=attention_mask_for(model, batch.attention_mask, compute_dtype), use_cache=False)
+    kw: dict = {}
+    if batch.segments is not None and getattr(lm.config, "_attn_implementation", None) == PACKED:
+        kw["packed_segments"] = batch.segments
+        mask = None
+    else:
+        mask = batch.attention_mask if batch.segments is None \
+            else segment_mask(batch.segments, batch.input_ids.shape[1]).to(batch.input_ids.device)
+        mask = attention_mask_for(model, mask, compute_dtype)
+    out = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask,
+                  use_cache=False, **kw)
     return out.last_hidden_state
 
 

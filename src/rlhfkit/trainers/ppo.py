@@ -33,6 +33,7 @@ from rlhfkit.losses.advantages import gae, whiten
 from rlhfkit.losses.kl import KLController, kl_k1, kl_k3, kl_penalized_rewards
 from rlhfkit.losses.masked import masked_sum
 from rlhfkit.losses.ppo import explained_variance, policy_loss, value_loss
+from rlhfkit.models.attention import use_packed_attention
 from rlhfkit.models.forward import completion_logprobs, native_bf16
 from rlhfkit.models.heads import packed_rewards, packed_values
 from rlhfkit.rollout.generate import Samples, load_prompts, sample, to_padded
@@ -84,6 +85,9 @@ def build_models(cfg: PPOConfig, device: torch.device) -> PPOModels:
             reward, reward_shared = value, True
         else:
             reward = load_reward_model(cfg.reward_model, dtype=frozen, quiet=True).requires_grad_(False).to(device)
+    for m in (policy, reference, value, reward):    # one attention call per packed sequence (models/attention.py)
+        if m is not None:
+            use_packed_attention(m)
     return PPOModels(policy=policy, reference=reference, reward=reward, value=value,
                      reference_is_policy_without_adapter=ref_shared, reward_is_value_without_adapter=reward_shared)
 
@@ -112,8 +116,9 @@ def _same_vocab(a: Any, b: Any) -> bool:
 # ----------------------------------------------------------------------------------------------
 def pack_rollout(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int,
                  device: torch.device) -> PackedBatch:
-    """(prompt, response) groups packed into rows; completion order = response order."""
-    return pack_groups([(p, [r]) for p, r in zip(prompt_ids, response_ids)], pad_id=pad_id).to(device)
+    """(prompt, response) groups back to back in one unpadded row, one causal attention call per group (see
+    models/attention.py); completion order = response order."""
+    return pack_groups([(p, [r]) for p, r in zip(prompt_ids, response_ids)], pad_id=pad_id, one_row=True).to(device)
 
 
 def _disabled(model: Any, shared: bool) -> contextlib.AbstractContextManager:
@@ -232,47 +237,14 @@ def advantages_and_returns(logp: torch.Tensor, ref: torch.Tensor, values: torch.
     return {"kl": kl, "rewards": rewards, "non_score": non_score, "advantages": adv, "returns": returns}
 
 
-def ppo_micro_backward(accelerator: Any, models: PPOModels, mb: PackedBatch, lengths: torch.Tensor, old: dict,
-                       cfg: PPOConfig, device: torch.device, n_tokens: int) -> dict[str, torch.Tensor]:
-    """Step 4 for one micro-batch: the policy's forward, clipped policy loss and backward, then the value model's
-    forward, clipped value loss and backward (weighted by vf_coef). The two models share no parameters, so the two
-    backward passes leave exactly the gradients of `pg_loss + vf_coef * vf_loss`, while only one model's activations
-    are alive at a time. Every per-token quantity is a masked *sum* divided by `n_tokens`, the response tokens of the
-    whole minibatch, so the micro-batches' parts add up to the minibatch's masked means (and their gradients to its
-    gradient). A non-finite part is not back-propagated; the caller skips the step on the summed loss.
-    `old` holds the rollout's (b, T) tensors and, under "stats", the value standardisation (see `standardized`)."""
-    mask = old["mask"]
-    lengths = lengths.to(device)
-    with loop.autocast(device, cfg.precision):
-        logp = completion_logprobs(models.policy, mb, temperature=cfg.temperature).float()
-    logp = to_padded(logp, lengths)
-    pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
-    pg_loss = masked_sum(pg, mask) / n_tokens
-    if torch.isfinite(pg_loss):
-        accelerator.backward(pg_loss)
-    with loop.autocast(device, cfg.precision):
-        values = standardized(packed_values(models.value, mb).float(), old.get("stats"))
-    values = to_padded(values, lengths)
-    vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
-    vf_loss = masked_sum(vf, mask) / n_tokens
-    if torch.isfinite(vf_loss) and torch.isfinite(pg_loss):
-        accelerator.backward(cfg.vf_coef * vf_loss)
-    return {"loss": (pg_loss + cfg.vf_coef * vf_loss).detach(),
-            "loss/policy_avg": pg_loss.detach(), "loss/value_avg": vf_loss.detach(),
-            "policy/approxkl_avg": masked_sum(approx_kl, mask) / n_tokens,
-            "policy/clipfrac_avg": masked_sum(pg_clipped, mask) / n_tokens,
-            "val/clipfrac_avg": masked_sum(vf_clipped, mask) / n_tokens,
-            "val/ratio": masked_sum(torch.exp(logp.detach() - old["logp"]), mask) / n_tokens}
+MicroBatch = tuple  # (PackedBatch, lengths (b,), old (b, T) tensors on the device + "stats")
 
 
-def ppo_minibatch_backward(accelerator: Any, models: PPOModels, samples: Samples, old: dict, sel: torch.Tensor,
-                           cfg: PPOConfig, device: torch.device, pad_id: int) -> tuple[torch.Tensor, dict, int]:
-    """Gradients of one minibatch (rollout rows `sel`) in cfg.gradient_accumulation_steps micro-batches, one after
-    the other (TRL's micro-batches inside a PPO minibatch): the same gradients as one pass over the minibatch (up to
-    float summation order) with a fraction of its activation memory. Returns (loss, stats, packed positions)."""
-    mask = old["mask"]
-    n_tokens = max(int(mask[sel].sum()), 1)
-    parts, positions = [], 0
+def micro_batches(samples: Samples, old: dict, sel: torch.Tensor, cfg: PPOConfig, device: torch.device,
+                  pad_id: int) -> list[MicroBatch]:
+    """Rollout rows `sel` (one minibatch) in cfg.gradient_accumulation_steps micro-batches (TRL's micro-batches
+    inside a PPO minibatch), each packed into one unpadded row (`pack_rollout`)."""
+    out = []
     for micro in sel.chunk(cfg.gradient_accumulation_steps):
         rows = micro.tolist()
         mb = pack_rollout([samples.prompt_ids[i] for i in rows], [samples.response_ids[i] for i in rows], pad_id,
@@ -280,29 +252,86 @@ def ppo_minibatch_backward(accelerator: Any, models: PPOModels, samples: Samples
         T = int(samples.lengths[micro].max())
         old_mb = {k: v[micro][:, :T].to(device) for k, v in old.items() if k != "stats"}
         old_mb["stats"] = old.get("stats")
-        parts.append(ppo_micro_backward(accelerator, models, mb, samples.lengths[micro], old_mb, cfg, device,
-                                        n_tokens))
-        positions += mb.num_tokens
-    total = {k: torch.stack([p[k] for p in parts]).sum() for k in parts[0]}
-    return total.pop("loss"), {k: v.item() for k, v in total.items()}, positions
+        out.append((mb, samples.lengths[micro].to(device), old_mb))
+    return out
 
 
-def update_both(accelerator: Any, models: PPOModels, opts: dict, guard: loop.NanGuard, max_grad_norm: float,
-                loss_ok: bool) -> tuple[float, float]:
-    """Clip policy and value gradients separately, then step both optimizers, or neither when the loss or either
-    gradient norm is not finite (one count in the NaN guard). Schedulers always advance."""
-    norms = [float("nan"), float("nan")]
+def policy_backward(accelerator: Any, policy: Any, micros: Sequence[MicroBatch], cfg: PPOConfig,
+                    device: torch.device, n_tokens: int) -> dict[str, torch.Tensor]:
+    """Step 4, policy half, for one minibatch: per micro-batch the forward, the clipped policy loss and its backward.
+    Every per-token quantity is a masked *sum* divided by `n_tokens`, the response tokens of the whole minibatch, so
+    the micro-batches' parts add up to the minibatch's masked means (and their gradients to its gradient). After a
+    non-finite part nothing more is back-propagated; the caller then skips the policy's step."""
+    parts = []
+    for mb, lengths, old in micros:
+        mask = old["mask"]
+        with loop.autocast(device, cfg.precision):
+            logp = completion_logprobs(policy, mb, temperature=cfg.temperature).float()
+        logp = to_padded(logp, lengths)
+        pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
+        pg_loss = masked_sum(pg, mask) / n_tokens
+        if torch.isfinite(pg_loss) and all(torch.isfinite(q["loss/policy_avg"]) for q in parts):
+            accelerator.backward(pg_loss)
+        parts.append({"loss/policy_avg": pg_loss.detach(),
+                      "policy/approxkl_avg": masked_sum(approx_kl, mask) / n_tokens,
+                      "policy/clipfrac_avg": masked_sum(pg_clipped, mask) / n_tokens,
+                      "val/ratio": masked_sum(torch.exp(logp.detach() - old["logp"]), mask) / n_tokens})
+    return {k: torch.stack([q[k] for q in parts]).sum() for k in parts[0]}
+
+
+def value_backward(accelerator: Any, value: Any, micros: Sequence[MicroBatch], cfg: PPOConfig,
+                   device: torch.device, n_tokens: int) -> dict[str, torch.Tensor]:
+    """Step 4, value half: per micro-batch the value forward, the clipped value loss (times vf_coef) and its
+    backward; sums as in `policy_backward`. The two models share no parameters, so the two halves leave exactly
+    the gradients of `pg_loss + vf_coef * vf_loss`."""
+    parts = []
+    for mb, lengths, old in micros:
+        mask = old["mask"]
+        with loop.autocast(device, cfg.precision):
+            values = standardized(packed_values(value, mb).float(), old.get("stats"))
+        values = to_padded(values, lengths)
+        vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
+        vf_loss = masked_sum(vf, mask) / n_tokens
+        if torch.isfinite(vf_loss) and all(torch.isfinite(q["loss/value_avg"]) for q in parts):
+            accelerator.backward(cfg.vf_coef * vf_loss)
+        parts.append({"loss/value_avg": vf_loss.detach(), "val/clipfrac_avg": masked_sum(vf_clipped, mask) / n_tokens})
+    return {k: torch.stack([q[k] for q in parts]).sum() for k in parts[0]}
+
+
+def clip_and_step(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, max_grad_norm: float,
+                  loss_ok: bool) -> float:
+    """Clip the model's gradients, step its optimizer when the loss and the gradient norm are finite, free the
+    gradients, advance the schedule (always, so a skipped step does not shift it). Returns the norm (nan: skipped
+    because of the loss)."""
+    norm = float("nan")
     if loss_ok:
         limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-        for k, model in enumerate((models.policy, models.value)):
-            norms[k] = float(accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], limit))
-        loss_ok = guard.check(torch.tensor(norms))
-    for name in ("policy", "value"):
-        if loss_ok:
-            opts[f"{name}_optimizer"].step()
-        opts[f"{name}_optimizer"].zero_grad(set_to_none=True)
-        opts[f"{name}_scheduler"].step()
-    return norms[0], norms[1]
+        norm = float(accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], limit))
+        if math.isfinite(norm):
+            optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return norm
+
+
+def ppo_minibatch_step(accelerator: Any, models: PPOModels, opts: dict, samples: Samples, old: dict,
+                       sel: torch.Tensor, cfg: PPOConfig, device: torch.device, pad_id: int) -> tuple[dict, int, bool]:
+    """One PPO optimizer step on minibatch `sel`: the policy's forwards, backwards and optimizer step first, then the
+    value model's. Stepping the policy before the value model runs frees the policy's gradients (one fp32 copy of
+    its weights) before the value model's activations and gradients exist: a lower peak than one summed loss.
+    Each model steps when its own loss and gradients are finite. Returns (logged row, packed positions, all finite)."""
+    n_tokens = max(int(old["mask"][sel].sum()), 1)
+    micros = micro_batches(samples, old, sel, cfg, device, pad_id)
+    pol = policy_backward(accelerator, models.policy, micros, cfg, device, n_tokens)
+    g_p = clip_and_step(accelerator, models.policy, opts["policy_optimizer"], opts["policy_scheduler"],
+                        cfg.max_grad_norm, bool(torch.isfinite(pol["loss/policy_avg"])))
+    val = value_backward(accelerator, models.value, micros, cfg, device, n_tokens)
+    g_v = clip_and_step(accelerator, models.value, opts["value_optimizer"], opts["value_scheduler"],
+                        cfg.max_grad_norm, bool(torch.isfinite(val["loss/value_avg"])))
+    row = {k: v.item() for k, v in {**pol, **val}.items()}
+    row.update({"grad_norm/policy": g_p, "grad_norm/value": g_v})
+    finite = all(math.isfinite(x) for x in (row["loss/policy_avg"], row["loss/value_avg"], g_p, g_v))
+    return row, sum(mb.num_tokens for mb, _, _ in micros), finite
 
 
 def distinct_ratio(response_ids: Sequence[Sequence[int]]) -> float:
@@ -543,13 +572,12 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             for _ in range(cfg.num_ppo_epochs):
                 perm = torch.randperm(B)
                 for start in range(0, B, mb_size):
-                    loss, row, positions = ppo_minibatch_backward(accelerator, models, samples, old,
-                                                                  perm[start:start + mb_size], cfg, device, pad_id)
-                    ok = guard.check(loss)
-                    g_p, g_v = update_both(accelerator, models, opts, guard, cfg.max_grad_norm, ok)
+                    row, positions, finite = ppo_minibatch_step(accelerator, models, opts, samples, old,
+                                                                perm[start:start + mb_size], cfg, device, pad_id)
+                    guard.check(torch.tensor(1.0 if finite else float("nan")))
                     if cfg.release_memory:
                         loop.trim_freed_memory()
-                    rows.append({**row, "grad_norm/policy": g_p, "grad_norm/value": g_v})
+                    rows.append(row)
                     train_tokens += positions
             step += 1
             if guard.should_stop():
