@@ -121,12 +121,15 @@ def resolve_precision(cfg: Any, device: torch.device) -> Any:
     return cfg
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast for one forward/loss region. Never let a region span an optimizer step: its weight cache
-    would keep serving the bf16 copies made before the update (the updates become invisible)."""
+    would keep serving the bf16 copies made before the update (the updates become invisible).
+    cache=False casts each weight where it is used instead of keeping a bf16 copy of every weight until the region
+    ends: the same arithmetic, one model's bf16 copy less at the forward's peak, for forwards that use each weight
+    once (training forwards; generation reuses them every token and keeps the cache)."""
     if precision != "bf16":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def inference_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

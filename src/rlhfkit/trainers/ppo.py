@@ -265,7 +265,7 @@ def policy_backward(accelerator: Any, policy: Any, micros: Sequence[MicroBatch],
     parts = []
     for mb, lengths, old in micros:
         mask = old["mask"]
-        with loop.autocast(device, cfg.precision):
+        with loop.autocast(device, cfg.precision, cache=False):
             logp = completion_logprobs(policy, mb, temperature=cfg.temperature).float()
         logp = to_padded(logp, lengths)
         pg, pg_clipped, approx_kl = policy_loss(logp, old["logp"], old["advantages"], cfg.cliprange)
@@ -287,7 +287,7 @@ def value_backward(accelerator: Any, value: Any, micros: Sequence[MicroBatch], c
     parts = []
     for mb, lengths, old in micros:
         mask = old["mask"]
-        with loop.autocast(device, cfg.precision):
+        with loop.autocast(device, cfg.precision, cache=False):
             values = standardized(packed_values(value, mb).float(), old.get("stats"))
         values = to_padded(values, lengths)
         vf, vf_clipped = value_loss(values, old["values"], old["returns"], cfg.cliprange_value)
