@@ -65,7 +65,7 @@ def main() -> None:
     ppo.rollout_scores = timed("reward_fwd", ppo.rollout_scores)
     ppo.completion_logprobs = timed("policy_fwd", ppo.completion_logprobs)
     ppo.packed_values = timed("value_fwd", ppo.packed_values)
-    ppo.clip_and_step = timed("optimizer", ppo.clip_and_step)
+    loop.apply_update = timed("optimizer", loop.apply_update)
     accelerate.Accelerator.backward = timed("backward", accelerate.Accelerator.backward)
     loop.trim_freed_memory = timed("trim", loop.trim_freed_memory)
 

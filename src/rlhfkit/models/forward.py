@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from rlhfkit.data.collate import PackedBatch, segment_mask
+from rlhfkit.models.attention import NAME as PACKED
 from rlhfkit.models.logprobs import token_logprobs
 
 
@@ -43,7 +44,7 @@ def attention_mask_for(model: Any, mask: torch.Tensor, dtype: torch.dtype) -> to
     FlashAttention cannot take an arbitrary 4D mask.
     """
     impl = getattr(causal_lm(model).config, "_attn_implementation", "sdpa") or "sdpa"
-    if impl in ("sdpa", "flex_attention", "rlhfkit_packed"):
+    if impl in ("sdpa", "flex_attention", PACKED):
         return mask
     if impl == "eager":
         out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
@@ -57,8 +58,6 @@ def hidden_states(model: Any, batch: PackedBatch) -> torch.Tensor:
 
     A one-row batch with `segments` runs one causal attention call per segment when the model uses the
     `rlhfkit_packed` attention (models/attention.py); on any other implementation it gets the equivalent mask."""
-    from rlhfkit.models.attention import NAME as PACKED
-
     lm = causal_lm(model)
     decoder = lm.get_decoder()
     compute_dtype = torch.get_autocast_dtype(batch.input_ids.device.type) \

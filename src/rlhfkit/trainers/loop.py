@@ -559,16 +559,17 @@ class NanGuard:
         return self.max_bad > 0 and self.in_a_row >= self.max_bad
 
 
-def apply_update(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, guard: NanGuard,
+def apply_update(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, guard: Optional[NanGuard],
                  max_grad_norm: float, loss_ok: bool) -> float:
-    """Clip, then step the optimizer unless the loss or the gradient norm is non-finite (counted by `guard`).
-    The scheduler always advances, so a skipped update does not shift the schedule. Returns the grad norm."""
+    """Clip, then step the optimizer unless the loss or the gradient norm is non-finite (counted by `guard`; with
+    None the caller counts). The scheduler always advances, so a skipped update does not shift the schedule.
+    Returns the grad norm (nan when the loss was not finite). The gradients are freed."""
     grad_norm = float("nan")
     if loss_ok:
         norm = accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
                                            max_grad_norm if max_grad_norm > 0 else float("inf"))
         grad_norm = float(norm)
-        loss_ok = guard.check(torch.as_tensor(grad_norm))
+        loss_ok = guard.check(torch.as_tensor(grad_norm)) if guard is not None else math.isfinite(grad_norm)
     if loss_ok:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -298,40 +298,24 @@ def value_backward(accelerator: Any, value: Any, micros: Sequence[MicroBatch], c
     return {k: torch.stack([q[k] for q in parts]).sum() for k in parts[0]}
 
 
-def clip_and_step(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, max_grad_norm: float,
-                  loss_ok: bool) -> float:
-    """Clip the model's gradients, step its optimizer when the loss and the gradient norm are finite, free the
-    gradients, advance the schedule (always, so a skipped step does not shift it). Returns the norm (nan: skipped
-    because of the loss)."""
-    norm = float("nan")
-    if loss_ok:
-        limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-        norm = float(accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], limit))
-        if math.isfinite(norm):
-            optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    scheduler.step()
-    return norm
-
-
 def ppo_minibatch_step(accelerator: Any, models: PPOModels, opts: dict, samples: Samples, old: dict,
-                       sel: torch.Tensor, cfg: PPOConfig, device: torch.device, pad_id: int) -> tuple[dict, int, bool]:
+                       sel: torch.Tensor, cfg: PPOConfig, device: torch.device, pad_id: int) -> tuple[dict, int]:
     """One PPO optimizer step on minibatch `sel`: the policy's forwards, backwards and optimizer step first, then the
     value model's. Stepping the policy before the value model runs frees the policy's gradients (one fp32 copy of
     its weights) before the value model's activations and gradients exist: a lower peak than one summed loss.
-    Each model steps when its own loss and gradients are finite. Returns (logged row, packed positions, all finite)."""
+    Each model steps when its own loss and gradients are finite; the caller's NaN guard counts the minibatch once.
+    Returns (logged row, packed positions)."""
     n_tokens = max(int(old["mask"][sel].sum()), 1)
     micros = micro_batches(samples, old, sel, cfg, device, pad_id)
     pol = policy_backward(accelerator, models.policy, micros, cfg, device, n_tokens)
-    g_p = clip_and_step(accelerator, models.policy, opts["policy_optimizer"], opts["policy_scheduler"],
-                        cfg.max_grad_norm, bool(torch.isfinite(pol["loss/policy_avg"])))
+    g_p = loop.apply_update(accelerator, models.policy, opts["policy_optimizer"], opts["policy_scheduler"], None,
+                            cfg.max_grad_norm, bool(torch.isfinite(pol["loss/policy_avg"])))
     val = value_backward(accelerator, models.value, micros, cfg, device, n_tokens)
-    g_v = clip_and_step(accelerator, models.value, opts["value_optimizer"], opts["value_scheduler"],
-                        cfg.max_grad_norm, bool(torch.isfinite(val["loss/value_avg"])))
+    g_v = loop.apply_update(accelerator, models.value, opts["value_optimizer"], opts["value_scheduler"], None,
+                            cfg.max_grad_norm, bool(torch.isfinite(val["loss/value_avg"])))
     row = {k: v.item() for k, v in {**pol, **val}.items()}
     row.update({"grad_norm/policy": g_p, "grad_norm/value": g_v})
-    finite = all(math.isfinite(x) for x in (row["loss/policy_avg"], row["loss/value_avg"], g_p, g_v))
-    return row, sum(mb.num_tokens for mb, _, _ in micros), finite
+    return row, sum(mb.num_tokens for mb, _, _ in micros)
 
 
 def distinct_ratio(response_ids: Sequence[Sequence[int]]) -> float:
@@ -572,9 +556,10 @@ def train_ppo(cfg: PPOConfig, reward_fn: Optional[RewardFn] = None) -> Path:
             for _ in range(cfg.num_ppo_epochs):
                 perm = torch.randperm(B)
                 for start in range(0, B, mb_size):
-                    row, positions, finite = ppo_minibatch_step(accelerator, models, opts, samples, old,
-                                                                perm[start:start + mb_size], cfg, device, pad_id)
-                    guard.check(torch.tensor(1.0 if finite else float("nan")))
+                    row, positions = ppo_minibatch_step(accelerator, models, opts, samples, old,
+                                                        perm[start:start + mb_size], cfg, device, pad_id)
+                    guard.check(torch.tensor([row[k] for k in ("loss/policy_avg", "loss/value_avg",
+                                                               "grad_norm/policy", "grad_norm/value")]))
                     if cfg.release_memory:
                         loop.trim_freed_memory()
                     rows.append(row)
