@@ -1,6 +1,11 @@
 """Model resolution: local folders, the offline default (bundled GGUF), clear errors for unknown names."""
 
+import shutil
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 
 from rlhfkit.cli import main
 from rlhfkit.errors import ModelNotFoundError
@@ -63,3 +68,30 @@ def test_model_show_default_offline(monkeypatch, capsys):
     assert "using the bundled default model" in out.err       # says on stderr which weights it used
     assert elapsed < 2.0, f"second load took {elapsed:.2f} s"
     assert resolve_model(DEFAULT_MODEL).path == resolve_model(None).path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_weights_are_read_into_memory_not_mapped(tiny_model_dir, tmp_path):
+    """A memory-mapped checkpoint stays mapped (and its read pages resident) for the process's life, even after
+    `decode_layout` gives every matrix new storage; our loaders read the weights into memory instead."""
+    from rlhfkit.models.load import load_model, load_reward_model
+    from rlhfkit.rollout.generate import decode_layout
+
+    mapped_dir, ours_dir = tmp_path / "mapped", tmp_path / "ours"
+    shutil.copytree(tiny_model_dir, mapped_dir)
+    shutil.copytree(tiny_model_dir, ours_dir)
+
+    def is_mapped(folder):
+        return str(folder / "model.safetensors") in Path("/proc/self/maps").read_text()
+
+    control = load_model(str(mapped_dir), disable_mmap=False)   # transformers' default: the check can see it
+    with decode_layout(control):
+        pass
+    assert is_mapped(mapped_dir)
+    policy = load_model(str(ours_dir))
+    with decode_layout(policy):
+        pass
+    reward = load_reward_model(str(ours_dir), quiet=True)
+    assert not is_mapped(ours_dir)
+    assert torch.equal(policy.lm_head.weight, control.lm_head.weight)   # same weights either way
+    assert reward.model.embed_tokens.weight.shape == policy.model.embed_tokens.weight.shape
