@@ -174,8 +174,9 @@ def load_tokenizer(name: Optional[str] = None, *, quiet: bool = False) -> Any:
     return tok
 
 
-def _weights_in_memory(kwargs: dict) -> dict:
-    """Read safetensors files into process memory instead of memory-mapping them (`disable_mmap`).
+def _weights_in_memory(kwargs: dict) -> None:
+    """Set `disable_mmap` in from_pretrained's kwargs (in place): safetensors files are read into process memory
+    instead of being memory-mapped.
 
     With the mapping, each weight is a view of the file, and transformers 5 keeps the mapping alive for the
     process's life once its pages were read: a weight later given new storage (`decode_layout` re-strides every
@@ -188,7 +189,6 @@ def _weights_in_memory(kwargs: dict) -> dict:
 
     if "disable_mmap" in inspect.signature(PreTrainedModel.from_pretrained).parameters:
         kwargs.setdefault("disable_mmap", True)
-    return kwargs
 
 
 def load_model(name: Optional[str] = None, *, dtype: Any = None, quiet: bool = False, **kwargs: Any) -> Any:

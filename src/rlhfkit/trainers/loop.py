@@ -242,7 +242,8 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
 
 
 def trim_freed_memory() -> None:
-    """Give the heap's free pages back to the OS (glibc `malloc_trim`); called once per optimizer step.
+    """Give the heap's free pages back to the OS (glibc `malloc_trim`); called once per optimizer step (PPO: once
+    per update, after all its minibatches).
 
     glibc keeps freed activation blocks in its heap; the next step's differently sized requests then fragment it
     and the process's RSS ratchets up to a high-water mark well above what is live. Trimming once per step keeps
