@@ -1,15 +1,18 @@
-"""Sample responses from a causal LM, batched, with the KV cache (transformers' `generate`).
+"""Sample responses from a causal LM, batched, with the KV cache.
 
 Each row stops at its own first EOS: the response keeps that EOS and nothing after it. Masks come from the
 lengths found this way, never from comparing ids with the pad id (pad == EOS for many models). The log-probs of
-the sampled tokens are read from the logits `generate` computed anyway, divided by the sampling temperature (as
-the policy's training forward does: Huang et al. 2024, "The N+ implementation details of RLHF with PPO"), so no
-second forward pass is spent on them; top-p only decides which tokens can be drawn.
+the sampled tokens are read from the logits the decode loop computes anyway, divided by the sampling temperature
+(as the policy's training forward does: Huang et al. 2024, "The N+ implementation details of RLHF with PPO"), so
+no second forward pass is spent on them; top-p only decides which tokens can be drawn.
+
+The loop is ours rather than transformers' `generate`: the prompts are prefilled without padding (one packed row)
+and a token costs one uniform draw instead of one random number per vocabulary entry (see `prefill`, `draw`); the
+logits come from the same LM head the training forward uses, with no generation-config processors in between.
 """
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -90,40 +93,133 @@ def decode_layout(model: Any, enabled: bool = True) -> Iterator[None]:
             prm.data = prm.data.contiguous()
 
 
+def nucleus(probs: Tensor, top_p: float) -> Tensor:
+    """(B, V) probabilities -> the same with every token outside the top-p nucleus set to 0 (not renormalised).
+
+    The nucleus is the smallest set of most likely tokens whose mass reaches top_p (Holtzman et al. 2020): a token
+    stays when the mass of the tokens ranked above it is below top_p, so the most likely token always stays."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = probs.sort(-1, descending=True)
+    above = sorted_p.cumsum(-1) - sorted_p                              # mass ranked strictly above each token
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, above < top_p)
+    return probs * keep
+
+
+def draw(probs: Tensor) -> Tensor:
+    """One token per row (B,) from (B, V) non-negative weights, by inverse CDF: one uniform per row.
+
+    Row i gets the first token whose cumulative weight exceeds u_i * total_i, so token v is drawn with probability
+    w_v / total and a zero-weight token never. `torch.multinomial` draws an exponential per vocabulary entry
+    instead (B x V random numbers per step: 8 ms of every decode step for 8 x 49,152 here)."""
+    cdf = probs.double().cumsum(-1)                                     # (B, V)
+    u = torch.rand(probs.shape[0], 1, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+
+
+def _cache_kwarg(decoder: Any) -> str:
+    """The decoder's keyword for the KV cache: `cache` (transformers >= 5.2x) or `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def prefill(model: Any, prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[Any, Tensor, Tensor]:
+    """Run the prompts through the decoder once. Returns (cache, last hidden state (B, H) of each prompt,
+    attention (B, P) long with the prompts left-padded to P = the longest).
+
+    With the packed attention (models/attention.py) the prompts run as one unpadded row, one causal attention call
+    each, and their keys and values are then laid out left-padded (B, KVH, P, D) for the batched decode steps: no
+    GEMM work on padding (the HH prompts of the PPO benchmark are ~45% padding at 8 per batch). Other attention
+    implementations, and caches with sliding-window layers, take the plain left-padded batch with a mask."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    from rlhfkit.models.attention import NAME as PACKED
+    from rlhfkit.models.forward import causal_lm
+
+    lm = causal_lm(model)
+    decoder = lm.get_decoder()
+    key = _cache_kwarg(decoder)
+    B = len(prompts)
+    lens = torch.tensor([len(p) for p in prompts])
+    P = int(lens.max())
+    attention = (torch.arange(P)[None, :] >= (P - lens)[:, None]).long().to(device)   # (B, P) left padding
+    cache = DynamicCache(config=lm.config)
+    packed = getattr(lm.config, "_attn_implementation", None) == PACKED and \
+        all(type(layer) is DynamicLayer for layer in cache.layers)
+    if not packed:
+        ids = torch.full((B, P), 0, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, P - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        positions = (attention.cumsum(-1) - 1).clamp_(min=0)
+        h = decoder(input_ids=ids.to(device), attention_mask=attention, position_ids=positions, use_cache=True,
+                    **{key: cache}).last_hidden_state                   # (B, P, H)
+        return cache, h[:, -1], attention
+    ends = lens.cumsum(0)
+    starts = ends - lens
+    ids = torch.tensor([t for p in prompts for t in p], dtype=torch.long)[None].to(device)          # (1, N)
+    positions = torch.cat([torch.arange(n) for n in lens.tolist()])[None].to(device)                # (1, N)
+    packed_cache = DynamicCache(config=lm.config)
+    h = decoder(input_ids=ids, position_ids=positions, attention_mask=None, use_cache=True,
+                packed_segments=tuple(zip(starts.tolist(), ends.tolist())), **{key: packed_cache}).last_hidden_state
+    for i, layer in enumerate(packed_cache.layers):                   # (1, KVH, N, D) -> (B, KVH, P, D)
+        k, v = layer.keys, layer.values
+        kp = k.new_zeros(B, k.shape[1], P, k.shape[3])
+        vp = v.new_zeros(B, v.shape[1], P, v.shape[3])
+        for b, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+            kp[b, :, P - (e - s):] = k[0, :, s:e]
+            vp[b, :, P - (e - s):] = v[0, :, s:e]
+        cache.update(kp, vp, i)
+    return cache, h[0, ends - 1], attention
+
+
 @torch.no_grad()
 def sample(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float = 1.0,
            top_p: float = 1.0, eos_id: int, pad_id: int, device: Optional[torch.device] = None) -> Samples:
-    """Sample one response per prompt (temperature 0 = greedy). The global torch RNG draws the tokens, so a
-    seeded run (and a resumed one, which restores the RNG) samples the same responses."""
-    device = device or next(model.parameters()).device
+    """Sample one response per prompt (temperature 0 = greedy) with the KV cache. The global torch RNG draws the
+    tokens (one uniform per row and step), so a seeded run (and a resumed one, which restores the RNG) samples the
+    same responses.
+
+    Each step: logits of the last token (B, V) = LM head(hidden), z = logits / temperature; the sampled token's
+    log-prob is log_softmax(z) (before top-p, as the policy's training forward computes it) and top-p only decides
+    which tokens can be drawn. Rows that have emitted EOS get pad tokens until every row has ended."""
+    from rlhfkit.models.forward import causal_lm
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    lm = causal_lm(model)
+    decoder, head = lm.get_decoder(), lm.get_output_embeddings()
+    key = _cache_kwarg(decoder)
     B = len(prompts)
-    P = max(len(p) for p in prompts)
-    input_ids = torch.full((B, P), pad_id, dtype=torch.long)
-    attention = torch.zeros((B, P), dtype=torch.long)
-    for i, p in enumerate(prompts):                                   # left padding: every row ends at column P
-        input_ids[i, P - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        attention[i, P - len(p):] = 1
+    lens = torch.tensor([len(p) for p in prompts], device=device)
     greedy = temperature <= 0
-    kw: dict = dict(do_sample=not greedy, max_new_tokens=max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id,
-                    return_dict_in_generate=True, output_logits=True, use_cache=True, top_k=None)
-    if not greedy:
-        kw.update(temperature=temperature, top_p=top_p)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # generation-config notices about flags we set on purpose
-        with decode_layout(model, enabled=torch.device(device).type == "cpu"):
-            out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kw)
-    tokens = out.sequences[:, P:]                                     # (B, T')
-    lengths, ended = response_lengths(tokens, eos_id)
-    T = tokens.shape[1]
-    mask = torch.arange(T, device=tokens.device)[None, :] < lengths[:, None]
-    logprobs = torch.zeros(B, T, device=tokens.device)
-    entropy = torch.zeros(B, T, device=tokens.device)
     scale = 1.0 if greedy else temperature
-    for t, logits in enumerate(out.logits):                           # one (B, V) per step: no (B, T, V) copy
-        z = logits.float() / scale
-        logprobs[:, t] = torch.log_softmax(z, -1).gather(-1, tokens[:, t:t + 1]).squeeze(-1)
-        entropy[:, t] = entropy_from_logits(z)
-    logprobs, entropy = logprobs * mask, entropy * mask
+    tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros(B, max_new_tokens, device=device)
+    entropy = torch.zeros(B, max_new_tokens, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    T = 0
+    with decode_layout(model, enabled=device.type == "cpu"):
+        cache, h, attention = prefill(model, prompts, device)            # h (B, H)
+        for t in range(max_new_tokens):
+            z = head(h).float() / scale                                   # (B, V)
+            logp = torch.log_softmax(z, -1)
+            tok = z.argmax(-1) if greedy else draw(nucleus(logp.exp(), top_p))
+            tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+            tokens[:, t] = tok
+            logprobs[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1)
+            entropy[:, t] = entropy_from_logits(z)
+            done |= tok == eos_id
+            T = t + 1
+            if bool(done.all()) or T == max_new_tokens:
+                break
+            attention = torch.cat([attention, attention.new_ones(B, 1)], dim=-1)
+            h = decoder(input_ids=tok[:, None], attention_mask=attention, position_ids=(lens + t)[:, None],
+                        use_cache=True, **{key: cache}).last_hidden_state[:, -1]
+    tokens = tokens[:, :T]
+    lengths, ended = response_lengths(tokens, eos_id)
+    mask = torch.arange(T, device=device)[None, :] < lengths[:, None]
+    logprobs, entropy = logprobs[:, :T] * mask, entropy[:, :T] * mask
     Tmax = int(lengths.max())
     return Samples(prompt_ids=[list(p) for p in prompts],
                    response_ids=[tokens[i, :int(lengths[i])].tolist() for i in range(B)],
