@@ -119,6 +119,10 @@ class RewardConfig(TrainConfig):
     pack_length: int = f(512, "pack pairs into rows of about this many tokens (0 = one pair per row, padded)")
     stats_pairs: int = f(128, "training pairs scored after training for the stored reward mean/std, both "
                               "sides (0 = all; 128 pairs = 256 rewards: the std to about 4%)")
+    degenerate_negatives: float = f(0.0, "add this many extra training pairs per real pair, each putting a "
+                                         "degenerate response (a token run, a repeated span, shuffled words) below "
+                                         "the pair's rejected one, so PPO cannot farm scores with text no "
+                                         "person would write (0 = off; see data/augment.py)")
 
 
 @dataclass
@@ -294,6 +298,8 @@ def validate(cfg: TrainConfig) -> None:
             bad(f"report_to accepts tensorboard, wandb or none, got {t!r}")
     if cfg.data_format not in (None, "explicit", "conversational", "implicit"):
         bad(f"data_format must be explicit, conversational or implicit, got {cfg.data_format!r}")
+    if isinstance(cfg, RewardConfig) and cfg.degenerate_negatives < 0:
+        bad(f"degenerate_negatives must be >= 0 (extra pairs per real pair; 0 = off), got {cfg.degenerate_negatives}")
     if isinstance(cfg, RewardConfig) and cfg.center_rewards_coefficient < 0:
         bad(f"center_rewards_coefficient must be >= 0, got {cfg.center_rewards_coefficient}")
     if isinstance(cfg, PPOConfig):

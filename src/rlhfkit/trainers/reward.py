@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from rlhfkit.config import RewardConfig
+from rlhfkit.data.augment import with_degenerate_negatives
 from rlhfkit.data.pairs import PairData, pack
 from rlhfkit.data.tokenize import wants_chat_template
 from rlhfkit.errors import RlhfkitError
@@ -97,6 +98,16 @@ def reward_statistics(model: Any, train: PairData, cfg: RewardConfig, pad_id: in
     return mean, std, rw.numel()
 
 
+def with_degenerate_negatives_data(train: PairData, tokenizer: Any, cfg: RewardConfig) -> PairData:
+    """train with cfg.degenerate_negatives extra pairs per real pair (data/augment.py); they carry no margin."""
+    special = set(tokenizer.all_special_ids)
+    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    pairs = with_degenerate_negatives(train.pairs, cfg.degenerate_negatives, seed=cfg.seed,
+                                      eos_id=tokenizer.eos_token_id, vocab=vocab)
+    margins = list(train.margins) + [None] * (len(pairs) - len(train.margins)) if train.margins else []
+    return PairData(pairs, margins=margins)
+
+
 def load_rm_for_training(cfg: RewardConfig, device: torch.device) -> Any:
     """The starting reward model: a new scalar head on cfg.model's backbone (or a reward model's own head), with
     LoRA adapters (and a fully trained head) when cfg.lora."""
@@ -131,6 +142,11 @@ def train_rm(cfg: RewardConfig) -> Path:
 
     # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
     tokenizer, train, ev, pad_id = loop.prepare_pairs(cfg, out, accelerator, _starting_model_name(cfg))
+    n_real = len(train.pairs)
+    if cfg.degenerate_negatives > 0:
+        train = with_degenerate_negatives_data(train, tokenizer, cfg)
+        print(f"[rlhfkit] reward model: {len(train.pairs) - n_real} degenerate-negative pairs added to {n_real} "
+              "real ones (--degenerate-negatives)", file=sys.stderr)
 
     # 2. model: backbone + scalar head (seeded by start_run), LoRA or full
     model = load_rm_for_training(cfg, device)
@@ -153,7 +169,8 @@ def train_rm(cfg: RewardConfig) -> Path:
              show={"train/loss": "loss", "train/accuracy": "acc"}, unit="pairs")
 
     # 5. reward statistics of the training responses, stored with the model; then out/final
-    mean, std, n = reward_statistics(model, train, cfg, pad_id, device)
+    mean, std, n = reward_statistics(model, PairData(train.pairs[:n_real], margins=train.margins[:n_real]), cfg,
+                                     pad_id, device)                   # real responses only
     info = {"mean": mean, "std": std, "responses": n, "use_chat_template": wants_chat_template(tokenizer, cfg.use_chat_template),
             "max_length": cfg.max_length, "max_prompt_length": cfg.max_prompt_length}
     base = model.get_base_model() if loop.is_peft(model) else model
