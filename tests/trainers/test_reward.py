@@ -136,6 +136,7 @@ def test_resume_after_sigint_reproduces_losses_exactly(tiny_model_dir, tmp_path,
 
 
 def test_lora_rm_saves_merged_model_with_trained_head(tiny_model_dir, tmp_path):
+    from rlhfkit.models.load import load_reward_model
     from rlhfkit.models.scorer import RewardScorer
 
     data = write_pairs(tmp_path / "p.jsonl", 64)
