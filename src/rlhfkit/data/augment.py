@@ -33,20 +33,18 @@ def degenerate_response(ids: Sequence[int], *, eos_id: int, rng: random.Random, 
     hits the length cap is."""
     body = [t for t in ids if t != eos_id] or [eos_id]
     n = len(ids)
-    if kind in ("token_run", "span_run"):
-        if kind == "token_run":
-            span = [rng.choice(vocab) for _ in range(rng.randint(1, 3))]
-        else:
-            k = min(len(body), rng.randint(1, 4))
-            start = rng.randrange(len(body) - k + 1)
-            span = body[start:start + k]
-        out = (span * (n // len(span) + 1))[:n]
+    if kind == "token_run":
+        unit = [rng.choice(vocab) for _ in range(rng.randint(1, 3))]
+    elif kind == "span_run":
+        k = min(len(body), rng.randint(1, 4))
+        start = rng.randrange(len(body) - k + 1)
+        unit = body[start:start + k]
     elif kind == "shuffled":
-        out = list(body)
-        rng.shuffle(out)
-        out = (out * (n // len(out) + 1))[:n]
+        unit = list(body)
+        rng.shuffle(unit)
     else:
         raise ValueError(f"unknown kind {kind!r}; one of {KINDS}")
+    out = (unit * (n // len(unit) + 1))[:n]                            # repeated to the response's length
     if ids and ids[-1] == eos_id and rng.random() < 0.5:
         out[-1] = eos_id
     return out

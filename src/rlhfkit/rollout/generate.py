@@ -124,9 +124,10 @@ def _cache_kwarg(decoder: Any) -> str:
     return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
-def prefill(model: Any, prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[Any, Tensor, Tensor]:
-    """Run the prompts through the decoder once. Returns (cache, last hidden state (B, H) of each prompt,
-    attention (B, P) long with the prompts left-padded to P = the longest).
+def prefill(lm: Any, prompts: Sequence[Sequence[int]], device: torch.device, key: str) -> tuple[Any, Tensor, Tensor]:
+    """Run the prompts through the decoder of `lm` (the causal LM, adapters active) once; `key` is its cache keyword.
+    Returns (cache, last hidden state (B, H) of each prompt, attention (B, P) long with the prompts left-padded to
+    P = the longest).
 
     With the packed attention (models/attention.py) the prompts run as one unpadded row, one causal attention call
     each, and their keys and values are then laid out left-padded (B, KVH, P, D) for the batched decode steps: no
@@ -136,11 +137,8 @@ def prefill(model: Any, prompts: Sequence[Sequence[int]], device: torch.device) 
     from transformers.cache_utils import DynamicLayer
 
     from rlhfkit.models.attention import NAME as PACKED
-    from rlhfkit.models.forward import causal_lm
 
-    lm = causal_lm(model)
     decoder = lm.get_decoder()
-    key = _cache_kwarg(decoder)
     B = len(prompts)
     lens = torch.tensor([len(p) for p in prompts])
     P = int(lens.max())
@@ -200,7 +198,7 @@ def sample(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
     done = torch.zeros(B, dtype=torch.bool, device=device)
     T = 0
     with decode_layout(model, enabled=device.type == "cpu"):
-        cache, h, attention = prefill(model, prompts, device)            # h (B, H)
+        cache, h, attention = prefill(lm, prompts, device, key)          # h (B, H)
         for t in range(max_new_tokens):
             z = head(h).float() / scale                                   # (B, V)
             logp = torch.log_softmax(z, -1)

@@ -99,13 +99,13 @@ def reward_statistics(model: Any, train: PairData, cfg: RewardConfig, pad_id: in
 
 
 def with_degenerate_negatives_data(train: PairData, tokenizer: Any, cfg: RewardConfig) -> PairData:
-    """train with cfg.degenerate_negatives extra pairs per real pair (data/augment.py); they carry no margin."""
+    """train with cfg.degenerate_negatives extra pairs per real pair (data/augment.py), appended after the real
+    ones; they carry no margin (`margins_of` reads pairs past the end of `margins` as margin-less)."""
     special = set(tokenizer.all_special_ids)
     vocab = [i for i in range(len(tokenizer)) if i not in special]
     pairs = with_degenerate_negatives(train.pairs, cfg.degenerate_negatives, seed=cfg.seed,
                                       eos_id=tokenizer.eos_token_id, vocab=vocab)
-    margins = list(train.margins) + [None] * (len(pairs) - len(train.margins)) if train.margins else []
-    return PairData(pairs, margins=margins)
+    return PairData(pairs, margins=train.margins)
 
 
 def load_rm_for_training(cfg: RewardConfig, device: torch.device) -> Any:
@@ -169,8 +169,7 @@ def train_rm(cfg: RewardConfig) -> Path:
              show={"train/loss": "loss", "train/accuracy": "acc"}, unit="pairs")
 
     # 5. reward statistics of the training responses, stored with the model; then out/final
-    mean, std, n = reward_statistics(model, PairData(train.pairs[:n_real], margins=train.margins[:n_real]), cfg,
-                                     pad_id, device)                   # real responses only
+    mean, std, n = reward_statistics(model, PairData(train.pairs[:n_real]), cfg, pad_id, device)   # real pairs only
     info = {"mean": mean, "std": std, "responses": n, "use_chat_template": wants_chat_template(tokenizer, cfg.use_chat_template),
             "max_length": cfg.max_length, "max_prompt_length": cfg.max_prompt_length}
     base = model.get_base_model() if loop.is_peft(model) else model
