@@ -30,7 +30,7 @@ from pathlib import Path
 from common import TRL_PYTHON, WARMUP, run_child, run_trl, workload_file
 
 PROMPTS, ROLLOUT, STEPS = 64, 8, 8
-CHECKPOINTING, MICRO = "selective", 1     # our memory settings (see docs/performance.md, PPO section)
+CHECKPOINTING, MICRO = "lean", 1         # our memory settings (see docs/performance.md, PPO section)
 
 
 def workload_config(tmp: Path, steps: int, reward_model: str, lora: bool, precision: str, **overrides):
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
                     help="ours; with fp32 TRL's harness runs with --no-bf16 too (both exact fp32)")
-    ap.add_argument("--activation-checkpointing", default=CHECKPOINTING, choices=["selective", "full", "off"],
+    ap.add_argument("--activation-checkpointing", default=CHECKPOINTING, choices=["lean", "selective", "full", "off"],
                     help="ours")
     ap.add_argument("--micro-batches", type=int, default=MICRO,
                     help="ours: gradient_accumulation_steps per PPO minibatch (same gradients, less memory)")

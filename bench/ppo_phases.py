@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--precision", default="fp32", choices=["bf16", "fp32"])
-    ap.add_argument("--activation-checkpointing", default="selective", choices=["selective", "full", "off"])
+    ap.add_argument("--activation-checkpointing", default="selective", choices=["lean", "selective", "full", "off"])
     ap.add_argument("--micro-batches", type=int, default=1, help="gradient_accumulation_steps per PPO minibatch")
     args = ap.parse_args()
 

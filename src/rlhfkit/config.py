@@ -64,7 +64,9 @@ class TrainConfig:
     max_length: int = f(512, "max prompt + completion tokens")
     max_prompt_length: Optional[int] = f(256, "max prompt tokens (left-truncated)")
     activation_checkpointing: str = f("selective", "off | selective (recompute element-wise ops: ~60% less "
-                                                   "activation memory, a few % slower) | full (recompute layers)")
+                                                   "activation memory, a few % slower) | full (recompute layers) | "
+                                                   "lean (Llama-style layers: selective's memory, no recompute "
+                                                   "overhead; others: selective)")
     release_memory: bool = f(True, "give freed memory back to the OS after every step (glibc malloc_trim): "
                                    "lower peak RSS for a few page faults")
     shuffle: bool = f(True, "shuffle the training examples each epoch (seeded)")
@@ -163,6 +165,9 @@ class PPOConfig(TrainConfig):
     sample_steps: int = f(5, "write prompt/response/score samples to samples.jsonl every N updates (0 = off)")
     max_length: int = f(512, "max prompt tokens + max_new_tokens")
     max_prompt_length: Optional[int] = f(256, "max prompt tokens (left-truncated)")
+    activation_checkpointing: str = f("lean", "lean (default: Llama-style layers save only what backward needs, "
+                                              "about selective's memory at no recompute cost; other models get "
+                                              "selective) | selective | full | off")
 
 
 C = TypeVar("C", bound=TrainConfig)
@@ -275,8 +280,8 @@ def validate(cfg: TrainConfig) -> None:
 
     if cfg.precision not in ("auto", "bf16", "fp32"):
         bad(f"precision must be auto, bf16 or fp32, got {cfg.precision!r}")
-    if cfg.activation_checkpointing not in ("off", "selective", "full"):
-        bad(f"activation_checkpointing must be off, selective or full, got {cfg.activation_checkpointing!r}")
+    if cfg.activation_checkpointing not in ("off", "selective", "full", "lean"):
+        bad(f"activation_checkpointing must be off, selective, full or lean, got {cfg.activation_checkpointing!r}")
     if cfg.lr_scheduler not in ("constant", "linear", "cosine"):
         bad(f"lr_scheduler must be constant, linear or cosine, got {cfg.lr_scheduler!r}")
     if cfg.lora_layers < 0:

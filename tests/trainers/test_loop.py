@@ -36,7 +36,7 @@ def test_atomic_dir_leaves_target_intact_on_failure(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]
 
 
-@pytest.mark.parametrize("mode", ["selective", "full"])
+@pytest.mark.parametrize("mode", ["selective", "full", "lean"])
 def test_activation_checkpointing_gives_the_same_gradients(tiny_tokenizer, mode):
     from conftest import make_model
 
@@ -83,7 +83,7 @@ def test_fp32_adapters_compute_lora_in_fp32_under_autocast(tiny_tokenizer):
     assert seen == [torch.float32] and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("mode", ["off", "selective", "full"])
+@pytest.mark.parametrize("mode", ["off", "selective", "full", "lean"])
 def test_lora_layers_adapts_only_the_top_layers_and_backward_stops_there(tiny_tokenizer, mode):
     """lora_layers=1 on a 3-layer model: adapters only in layer 2, and the backward pass never reaches the layers
     below it (their outputs need no gradient), which is where the saving comes from; with activation checkpointing

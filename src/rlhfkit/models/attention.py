@@ -37,6 +37,15 @@ def packed_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
                                       **kwargs)
     if query.shape[0] != 1:
         raise ValueError(f"packed attention takes one row, got {query.shape[0]}")
+    from rlhfkit.models.lean import lean_attention_applies, packed_causal_attention
+
+    if lean_attention_applies(module, query, dropout):                # training forward of a lean layer
+        # in autocast's dtype: the cast to query's dtype that the path below makes is undone by the output
+        # projection's autocast (bf16 -> fp32 -> bf16 is exact), so it is skipped and the output stays shared
+        out = packed_causal_attention(query, key, value, packed_segments, scaling)
+        if not torch.is_autocast_enabled(query.device.type):
+            out = out.to(query.dtype)
+        return out.transpose(1, 2), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:                                    # grouped-query attention: share each K/V head
         key = key.repeat_interleave(groups, dim=1)

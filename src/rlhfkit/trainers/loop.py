@@ -217,9 +217,20 @@ def enable_activation_checkpointing(model: Any, mode: str) -> None:
       backward. On SmolLM2 this cuts the saved activations by ~60% (~1 GB per 2,000 positions) for a few % of
       time: the recomputed ops are element-wise.
     full: each decoder layer is recomputed from its input (least memory, one more forward).
+    lean: no checkpointing; Llama-style layers instead run autograd functions that save only what their backward
+      needs (models/lean.py): about selective's memory at about "off"'s speed. Models whose layers it does not
+      recognise get selective.
     """
     if mode == "off":
         return
+    if mode == "lean":
+        from rlhfkit.models.lean import use_lean_layers
+
+        if use_lean_layers(model):
+            return
+        print("[rlhfkit] activation_checkpointing=lean: decoder layers not recognised as Llama-style; using "
+              "selective", file=sys.stderr)
+        mode = "selective"
     import functools
 
     from torch.utils.checkpoint import create_selective_checkpoint_contexts
