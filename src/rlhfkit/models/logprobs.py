@@ -112,7 +112,7 @@ class _TokenLogprobs(torch.autograd.Function):
         grad_out = grad_out.to(acc_dtype)
 
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
-        grad_weight = torch.zeros(weight.shape, dtype=acc_dtype, device=weight.device) if need_weight else None
+        grad_weight = None        # (V, H) fp32: the first chunk's product, later chunks added to it
         grad_bias = torch.zeros(vocab, dtype=acc_dtype, device=weight.device) if need_bias else None
 
         with torch.autocast(hidden.device.type, enabled=False):
@@ -124,6 +124,7 @@ class _TokenLogprobs(torch.autograd.Function):
                 logits = _chunk_logits(h, w, b, temperature)  # (n, V) fp32
                 # d logp[label] / d logits = (onehot(label) - softmax(logits / T)) / T, scaled by the upstream grad
                 g = logits.sub_(lse[start:end, None]).exp_()  # softmax(logits / T), in place: (n, V) fp32
+                del logits                                      # (g is the same buffer; freed at g's cast below)
                 go = grad_out[start:end]  # (n,)
                 g.mul_(-go[:, None])
                 g.scatter_add_(1, labels[start:end, None], go[:, None])
@@ -135,10 +136,13 @@ class _TokenLogprobs(torch.autograd.Function):
                 if need_hidden:
                     grad_hidden[start:end] = (g @ w).to(hidden.dtype)  # (n, H)
                 if need_weight:
-                    grad_weight += _mm_fp32(g.T, h)  # (V, H) fp32 accumulator
+                    part = _mm_fp32(g.T, h)  # (V, H) fp32
+                    grad_weight = part if grad_weight is None else grad_weight.add_(part)
+                    del part
 
         if need_weight:
-            grad_weight = grad_weight.to(weight.dtype)
+            grad_weight = (grad_weight if grad_weight is not None else torch.zeros_like(weight, dtype=acc_dtype)
+                           ).to(weight.dtype)
         if need_bias:
             grad_bias = grad_bias.to(bias.dtype)
         return grad_hidden, grad_weight, grad_bias, None, None, None, None
