@@ -51,10 +51,9 @@ class _RMSNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, eps):
-        xf = x.float()
-        r = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)           # (..., 1) fp32
+        r, y = _rms_norm_parts(x, weight, eps)
         ctx.save_for_backward(x, weight, r)
-        return weight * (xf * r).to(x.dtype)
+        return y
 
     @staticmethod
     def backward(ctx, g):
@@ -95,14 +94,9 @@ class _CastLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         xc, weight, bias = ctx.saved_tensors
-        gx = gw = gb = None
-        g2 = g.reshape(-1, g.shape[-1])                                    # (N, out)
-        if ctx.needs_input_grad[0]:
-            gx = (g @ weight.to(ctx.dtype)).to(ctx.x_dtype)
-        if ctx.needs_input_grad[1]:
-            gw = (g2.t() @ xc.reshape(-1, xc.shape[-1])).to(weight.dtype)  # (out, in)
-        if bias is not None and ctx.needs_input_grad[2]:
-            gb = g2.sum(0).to(bias.dtype)
+        need = ctx.needs_input_grad
+        gx = (g @ weight.to(ctx.dtype)).to(ctx.x_dtype) if need[0] else None
+        gw, gb = _linear_grads(g, xc, weight, bias, need[1], need[2])
         return gx, gw, gb, None
 
 
@@ -138,15 +132,18 @@ class _SwiGLUDown(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         gate, up, weight, bias = ctx.saved_tensors
-        s = F.silu(gate)
-        a = s * up
-        g2 = g.reshape(-1, g.shape[-1])
-        gw = (g2.t() @ a.reshape(-1, a.shape[-1])).to(weight.dtype) if ctx.needs_input_grad[2] else None
-        gb = g2.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[3] else None
-        ga = g @ weight.to(ctx.dtype)                                     # dL/da
-        g_up = ga * s
-        g_gate = torch.ops.aten.silu_backward(ga * up, gate)
+        need = ctx.needs_input_grad
+        g_gate, g_up, gw, gb = _swiglu_down_backward(g, gate, up, weight, bias, ctx.dtype, need[2], need[3])
         return g_gate, g_up, gw, gb, None
+
+
+def _swiglu_down_backward(g, gate, up, weight, bias, dtype, need_w: bool, need_b: bool):
+    """(dL/dgate, dL/dup, dL/dw, dL/db) of y = (silu(gate) * up) @ w.T + b for dL/dy = g in the compute dtype, with
+    the product recomputed; the ops autograd runs on that graph (mul's and silu's backward)."""
+    s = F.silu(gate)
+    gw, gb = _linear_grads(g, s * up, weight, bias, need_w, need_b)
+    ga = g @ weight.to(dtype)                                           # dL/d(silu(gate) * up)
+    return torch.ops.aten.silu_backward(ga * up, gate), ga * s, gw, gb
 
 
 def swiglu_down(gate: torch.Tensor, up: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -192,16 +189,13 @@ class _PostAttentionBlock(torch.autograd.Function):
         n = wn * (h.float() * r).to(h.dtype)
         nc = n.to(dtype).reshape(-1, n.shape[-1])                           # (N, H)
         gy = g.to(dtype)                                                    # out = h + y: y's part, in y's dtype
-        s = F.silu(gate)
-        grads = _linear_grads(gy, s * up, wd, bd, need[8], need[9])         # down projection
-        ga = gy @ wd.to(dtype)                                              # dL/d(silu(gate) * up)
-        g_up, g_gate = ga * s, torch.ops.aten.silu_backward(ga * up, gate)
+        g_gate, g_up, gwd, gbd = _swiglu_down_backward(gy, gate, up, wd, bd, dtype, need[8], need[9])
         gwg, gbg = _linear_grads(g_gate, nc, wg, bg, need[4], need[5])
         gwu, gbu = _linear_grads(g_up, nc, wu, bu, need[6], need[7])
         gn = (g_gate @ wg.to(dtype)).to(n.dtype) + (g_up @ wu.to(dtype)).to(n.dtype)     # each cast's grad, fp32
         gh, gwn = _rms_norm_backward(gn, h, wn, r, need[2])
         gh = g + gh                                                         # h feeds the norm and the residual
-        return gh.to(x.dtype), gh.to(o.dtype), gwn, None, gwg, gbg, gwu, gbu, grads[0], grads[1], None
+        return gh.to(x.dtype), gh.to(o.dtype), gwn, None, gwg, gbg, gwu, gbu, gwd, gbd, None
 
 
 def _linear_grads(g: torch.Tensor, x2: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], need_w: bool,
