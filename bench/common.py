@@ -65,7 +65,7 @@ def summary(mode: str, out: Path, total_seconds: float) -> dict:
 
     import torch
 
-    from rlhfkit.trainers.loop import read_metrics
+    from rlhfkit.trainers.run import read_metrics
 
     rows = [r for r in read_metrics(out) if "train/loss" in r]
     secs = [r["perf/step_seconds"] for r in rows]

@@ -46,6 +46,12 @@ def workload_config(tmp: Path, steps: int, reward_model: str, lora: bool, precis
               learning_rate=5e-7, lr_scheduler="constant", warmup_steps=0, precision=precision,
               use_chat_template=False, max_prompt_length=256, max_length=256 + 48, save_steps=0, sample_steps=0,
               seed=42, progress=False, lora=lora, lora_r=16, lora_alpha=32)
+    mode = overrides.pop("activation_checkpointing", "lean")
+    # "lean" = the lean layers (PPO's default); any other mode = that checkpointing without them
+    if mode == "lean":
+        kw["lean"] = True
+    else:
+        kw.update(lean=False, activation_checkpointing=mode)
     return build_config(PPOConfig, **{**kw, **overrides})
 
 
@@ -55,8 +61,8 @@ def run_ours(steps: int, reward_model: str, lora: bool, precision: str, checkpoi
 
     import torch
 
-    from rlhfkit.trainers.loop import read_metrics
     from rlhfkit.trainers.ppo import train_ppo
+    from rlhfkit.trainers.run import read_metrics
 
     tmp = Path(tempfile.mkdtemp(prefix="rlhfkit-bench-ppo-"))
     cfg = workload_config(tmp, steps, reward_model, lora, precision, activation_checkpointing=checkpointing,

@@ -25,11 +25,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
-    from rlhfkit.models.attention import use_packed_attention
-    from rlhfkit.models.forward import completion_logprobs
+    from rlhfkit.models.forward import autocast, completion_logprobs
     from rlhfkit.models.heads import packed_values
     from rlhfkit.models.load import load_model, load_reward_model
-    from rlhfkit.trainers import loop, ppo
+    from rlhfkit.models.setup import disable_dropout, enable_activation_checkpointing, use_packed_attention
+    from rlhfkit.trainers import ppo
 
     dev = torch.device("cpu")
     g = torch.Generator().manual_seed(0)
@@ -40,14 +40,14 @@ def main() -> None:
     for mode in args.modes.split(","):
         m = (load_reward_model(args.reward_model, quiet=True) if args.which == "value"
              else load_model(None, attn_implementation="sdpa", quiet=True))
-        loop.disable_dropout(m)
-        loop.enable_activation_checkpointing(m, mode)
+        disable_dropout(m)
+        enable_activation_checkpointing(m, mode)
         use_packed_attention(m)
         models[mode] = m.train()
 
     def step(m) -> float:
         t0 = time.perf_counter()
-        with loop.autocast(dev, "bf16", cache=False):
+        with autocast(dev, "bf16", cache=False):
             out = packed_values(m, batch) if args.which == "value" else completion_logprobs(m, batch)
         out.float().sum().backward()
         m.zero_grad(set_to_none=True)

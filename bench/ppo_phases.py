@@ -35,7 +35,7 @@ def main() -> None:
 
     import accelerate
 
-    from rlhfkit.trainers import loop, ppo
+    from rlhfkit.trainers import ppo, run
 
     phase = ["other"]
     peak: dict = collections.defaultdict(float)
@@ -65,9 +65,9 @@ def main() -> None:
     ppo.rollout_scores = timed("reward_fwd", ppo.rollout_scores)
     ppo.completion_logprobs = timed("policy_fwd", ppo.completion_logprobs)
     ppo.packed_values = timed("value_fwd", ppo.packed_values)
-    loop.apply_update = timed("optimizer", loop.apply_update)
+    ppo.apply_update = timed("optimizer", ppo.apply_update)
     accelerate.Accelerator.backward = timed("backward", accelerate.Accelerator.backward)
-    loop.trim_freed_memory = timed("trim", loop.trim_freed_memory)
+    ppo.trim_freed_memory = timed("trim", ppo.trim_freed_memory)
 
     tmp = Path(tempfile.mkdtemp(prefix="rlhfkit-bench-ppo-phases-"))
     cfg = workload_config(tmp, args.steps, str(Path(args.reward_model).resolve()), args.lora, args.precision,
@@ -75,7 +75,7 @@ def main() -> None:
                           gradient_accumulation_steps=args.micro_batches)
     t0 = time.perf_counter()
     ppo.train_ppo(cfg)
-    rows = [r for r in loop.read_metrics(tmp / "out") if "perf/step_seconds" in r]
+    rows = [r for r in run.read_metrics(tmp / "out") if "perf/step_seconds" in r]
     print(json.dumps({
         "lora": args.lora, "precision": args.precision, "activation_checkpointing": args.activation_checkpointing,
         "micro_batches": args.micro_batches,

@@ -63,7 +63,7 @@ def test_real_demo_dpo(tmp_path):
     assert html.count("data:image/png;base64,") >= 4
     # the DPO model also ranks the held-out pairs as people did (this replaces the old one-epoch slow DPO test)
     from rlhfkit.config import DPOConfig, build_config
-    from rlhfkit.trainers.dpo import eval_dpo
+    from rlhfkit.eval.preference import eval_dpo
 
     m = eval_dpo(build_config(DPOConfig, model=str(out / "dpo" / "final"), eval_only=True,
                               eval_data=str(out / "data" / "test.jsonl"),

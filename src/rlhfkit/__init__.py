@@ -12,9 +12,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["DPOConfig", "PPOConfig", "RewardConfig", "SFTConfig", "train_ppo", "train_dpo", "train_rm", "train_sft", "score", "RewardScorer",
-           "load_reward_model", "load_preferences", "evaluate", "write_report", "run_demo", "load_judge",
-           "__version__"]
+__all__ = ["DPOConfig", "PPOConfig", "RewardConfig", "SFTConfig", "train_ppo", "train_dpo", "train_rm", "train_sft",
+           "score", "RewardScorer", "load_reward_model", "load_preferences", "evaluate", "write_report", "run_demo",
+           "load_judge", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

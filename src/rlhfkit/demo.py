@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -52,7 +52,8 @@ class Plan:
 
 
 FULL = Plan()
-TINY = Plan(lora_layers=1, eval_batch_size=4, rm_steps=2, dpo_steps=2, ppo_steps=1, eval_prompts=4, eval_max_new_tokens=8, ppo_max_new_tokens=8,
+TINY = Plan(lora_layers=1, eval_batch_size=4, rm_steps=2, dpo_steps=2, ppo_steps=1, eval_prompts=4,
+            eval_max_new_tokens=8, ppo_max_new_tokens=8,
             max_length=96, max_prompt_length=48, rm_stats_pairs=16, batch_size=4)
 
 
@@ -75,7 +76,7 @@ class RssSampler:
             with open("/proc/self/statm") as fh:
                 return int(fh.read().split()[1]) * self._page_mb
         except OSError:
-            from rlhfkit.trainers.loop import peak_rss_mb
+            from rlhfkit.console import peak_rss_mb
 
             return peak_rss_mb()
 
@@ -213,7 +214,7 @@ def run_demo(method: str = "dpo", output: str = "runs/demo", model: Optional[str
     summary.update(win_rate=top["win_rate"], ci95=top["ci95"], kl=top["kl"],
                    wall_seconds=time.perf_counter() - t_start, peak_rss_mb=whole.peak_mb,
                    stage_seconds=stages.seconds)
-    from rlhfkit.trainers.loop import atomic_write_text
+    from rlhfkit.files import atomic_write_text
 
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     lo, hi = top["ci95"]
@@ -230,7 +231,8 @@ def run_demo(method: str = "dpo", output: str = "runs/demo", model: Optional[str
 
 def _reward_model(plan: Plan, model: Optional[str], train: str, test: str, out: Path, seed: int) -> tuple[Path, dict]:
     from rlhfkit.config import RewardConfig, build_config
-    from rlhfkit.trainers.reward import eval_rm, train_rm
+    from rlhfkit.eval.preference import eval_rm
+    from rlhfkit.trainers.reward import train_rm
 
     cfg = build_config(RewardConfig, model=model, data=train, output=str(out), lora=True, lora_layers=plan.lora_layers,
                        learning_rate=plan.rm_learning_rate, max_steps=plan.rm_steps, batch_size=plan.batch_size,
@@ -289,7 +291,8 @@ def compare_table(methods: dict) -> str:
         better = "dpo" if d["win_rate"] >= p["win_rate"] else "ppo"
         faster = "dpo" if d["train_seconds"] <= p["train_seconds"] else "ppo"
         lines.append(f"PPO or DPO? On this data {better.upper()} wins more often against the starting model "
-                     f"({methods[better]['win_rate']:.2f} vs {methods['ppo' if better == 'dpo' else 'dpo']['win_rate']:.2f})"
+                     f"({methods[better]['win_rate']:.2f} vs "
+                     f"{methods['ppo' if better == 'dpo' else 'dpo']['win_rate']:.2f})"
                      f" and {faster.upper()} trained faster: "
                      + ("DPO is the better first choice here (no reward model in its loop, fewer moving parts)."
                         if better == "dpo" else

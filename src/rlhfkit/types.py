@@ -1,8 +1,11 @@
 """Shared dataclasses. Shapes are written on every tensor field."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # A prompt or response is either plain text or a list of chat messages {"role", "content"}.
 Message = dict
@@ -57,3 +60,48 @@ class PPOModels:
     value: Any
     reference_is_policy_without_adapter: bool = False
     reward_is_value_without_adapter: bool = False
+
+
+@dataclass
+class Rollout:
+    """One PPO rollout batch after steps 1-3 of an update: B responses, T = the longest response. Positions past a
+    response's end hold 0 (False in the mask).
+
+    prompts:       B prompts as read (text or messages), for reward functions and samples.jsonl
+    prompt_ids:    B lists of prompt token ids
+    response_ids:  B lists of response token ids, up to and including the first EOS (or cut at the cap)
+    texts:         B decoded responses
+    ended:         (B,) bool, True when the response emitted EOS
+    response_mask: (B, T) bool, True on real response tokens (a prefix of each row)
+    logprobs:      (B, T) fp32 policy log-probs of the sampled tokens at sampling time (the "old" log-probs)
+    entropy:       (B, T) fp32 entropy (nats) of the sampling distribution at each step
+    ref_logprobs:  (B, T) fp32 reference log-probs of the same tokens
+    values:        (B, T) fp32 value estimates before the update (the "old" values)
+    scores:        (B,) fp32 score of each response (reward model or function, EOS penalty included)
+    kl:            (B, T) fp32 per-token KL estimate to the reference (0 off the mask)
+    non_score:     (B, T) fp32 the KL part of the per-token reward, -kl_coef * kl
+    advantages:    (B, T) fp32 GAE advantages, whitened
+    returns:       (B, T) fp32 value targets: advantages (before whitening) + values
+    """
+
+    prompts: list
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]
+    texts: list[str]
+    ended: Tensor
+    response_mask: Tensor
+    logprobs: Tensor
+    entropy: Tensor
+    ref_logprobs: Tensor
+    values: Tensor
+    scores: Tensor
+    kl: Tensor
+    non_score: Tensor
+    advantages: Tensor
+    returns: Tensor
+
+    @property
+    def lengths(self) -> Tensor:
+        """(B,) response lengths in tokens."""
+        return self.response_mask.long().sum(-1)
+

@@ -5,8 +5,17 @@ from pathlib import Path
 import pytest
 
 from rlhfkit.data import io
-from rlhfkit.data.io import (PreferenceReader, convert_file, list_bundled, load_preferences, read_jsonl,
-                             resolve_data_path, split_examples, split_file, write_jsonl)
+from rlhfkit.data.io import (
+    PreferenceReader,
+    convert_file,
+    list_bundled,
+    load_preferences,
+    read_jsonl,
+    resolve_data_path,
+    split_examples,
+    split_file,
+    write_jsonl,
+)
 from rlhfkit.errors import DataError
 from rlhfkit.types import PreferenceExample
 

@@ -6,11 +6,10 @@ import math
 import pytest
 import torch
 import yaml
+from conftest import make_model
 
 from rlhfkit.cli import main
-from rlhfkit.eval.winrate import (evaluate, outcomes, sequence_kl, starting_model, token_kl, wilson_interval,
-                                  win_rate)
-from conftest import make_model
+from rlhfkit.eval.winrate import evaluate, outcomes, sequence_kl, starting_model, token_kl, wilson_interval, win_rate
 
 
 def test_win_rate_counts_ties_as_half():

@@ -2,8 +2,8 @@
 import json
 
 import pytest
-
 from fakes import FirstJudge, LongerJudge
+
 from rlhfkit.judges.agreement import accuracy, agreement, cohen_kappa, present
 from rlhfkit.types import PreferenceExample
 

@@ -5,12 +5,12 @@ import subprocess
 import sys
 
 import pytest
-
 from chat_server import ChatServer, completion, prefer_longer
+from tiny_rm import save_tiny_rm
+
 from rlhfkit.cli import main
 from rlhfkit.data.io import load_preferences
 from rlhfkit.judges.agreement import cohen_kappa
-from tiny_rm import save_tiny_rm
 
 PROMPTS = ["Customer: My order is wrong. What should I do?", "How do I reset my password?", "Where is my refund?"]
 

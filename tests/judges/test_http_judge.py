@@ -4,8 +4,8 @@ import math
 import socket
 
 import pytest
-
 from chat_server import ChatServer, completion, prefer_longer
+
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.judges import JudgeError
 from rlhfkit.judges.http import AuthError, OpenAIJudge, RateLimiter, retry_after_seconds

@@ -3,8 +3,8 @@ deterministic fake judges."""
 import json
 
 import pytest
-
 from fakes import FirstJudge, LongerJudge, ScriptedJudge
+
 from rlhfkit.data.candidates import read_candidates
 from rlhfkit.data.io import load_preferences
 from rlhfkit.judges import Verdict

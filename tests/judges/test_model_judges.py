@@ -5,14 +5,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import make_model
+from tiny_rm import save_tiny_rm
+
 from rlhfkit.judges import JudgeError
 from rlhfkit.judges.hf import HFJudge
 from rlhfkit.judges.label import judge_pairs
 from rlhfkit.judges.prompt import render
 from rlhfkit.judges.rm import RMJudge
-from tiny_rm import save_tiny_rm
 
 PROMPT = "Customer: My order is wrong. What should I do?"
 RUBRIC = "Prefer the helpful answer."  # short: the tiny models see 512 positions, the default rubric is longer

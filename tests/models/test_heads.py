@@ -1,7 +1,7 @@
 """Reward head: the last real token from the mask (left/right padding, pad == EOS), packed == padded == HF."""
 import torch
-
 from conftest import make_model
+
 from rlhfkit.data.collate import pack_groups
 from rlhfkit.models.heads import last_token_index, packed_rewards, padded_rewards
 

@@ -4,13 +4,12 @@ autograd; it leaves sampling and fp32 forwards alone."""
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_model, make_tokenizer
 
 from rlhfkit.data.collate import pack_groups
 from rlhfkit.models import lean
 from rlhfkit.models.attention import use_packed_attention
 from rlhfkit.models.forward import completion_logprobs
-
-from conftest import make_model, make_tokenizer
 
 
 def autocast():

@@ -2,12 +2,11 @@
 gradients as the masked rows and as each sequence run on its own."""
 import pytest
 import torch
+from conftest import make_model, make_tokenizer
 
 from rlhfkit.data.collate import pack_groups, segment_mask
 from rlhfkit.models.attention import NAME, use_packed_attention
 from rlhfkit.models.forward import completion_logprobs, hidden_states
-
-from conftest import make_model, make_tokenizer
 
 
 def _groups(seed=0):

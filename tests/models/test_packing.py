@@ -3,13 +3,12 @@ import random
 
 import pytest
 import torch
+from conftest import make_model, make_tokenizer
 
 from rlhfkit.data.collate import pack_groups, pack_pairs
 from rlhfkit.data.tokenize import TokenizedPair
 from rlhfkit.models.forward import sequence_logprobs
 from rlhfkit.models.logprobs import logprobs_from_logits
-
-from conftest import make_model, make_tokenizer
 
 
 def random_pairs(n, vocab, seed=0):

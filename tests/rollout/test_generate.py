@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-
 from conftest import make_model
+
 from rlhfkit.data.collate import pack_groups
-from rlhfkit.models.attention import use_packed_attention
 from rlhfkit.errors import DataError
+from rlhfkit.models.attention import use_packed_attention
 from rlhfkit.models.forward import completion_logprobs
 from rlhfkit.rollout.generate import draw, load_prompts, nucleus, response_lengths, sample, to_padded
 

@@ -4,14 +4,13 @@ import json
 import pytest
 import torch
 import yaml
+from synthetic import interrupt_after_step, write_pairs
 
 from rlhfkit.cli import main
 from rlhfkit.config import DPOConfig, build_config
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.trainers import dpo, loop
 from rlhfkit.trainers.loop import read_metrics
-
-from synthetic import interrupt_after_step, write_pairs
 
 
 @pytest.fixture()

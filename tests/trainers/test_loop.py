@@ -57,8 +57,8 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_tokenizer, mode)
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from rlhfkit.config import DPOConfig
     import rlhfkit.models.forward as fwd
+    from rlhfkit.config import DPOConfig
 
     cfg = DPOConfig(precision="auto")
     monkeypatch.setattr(fwd, "native_bf16", lambda d: True)

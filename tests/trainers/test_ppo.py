@@ -3,13 +3,12 @@ the missing-EOS penalty and the reward-function path work, LoRA mode shares weig
 
 import pytest
 import torch
+from synthetic import interrupt_after_step, write_pairs
 
 from rlhfkit.cli import main
 from rlhfkit.config import PPOConfig, build_config
 from rlhfkit.trainers import loop, ppo
 from rlhfkit.trainers.loop import read_metrics
-
-from synthetic import interrupt_after_step, write_pairs
 
 
 def count_o(prompts, responses):
@@ -164,11 +163,11 @@ def test_resume_after_sigint_reproduces_the_run(tiny_model_dir, prompts_file, tm
 
 
 def test_missing_eos_penalty(tiny_model_dir):
+    from conftest import make_model, make_tokenizer
+
+    from rlhfkit.models.load import load_reward_model
     from rlhfkit.rollout.generate import Samples
     from rlhfkit.types import PPOModels
-
-    from conftest import make_model, make_tokenizer
-    from rlhfkit.models.load import load_reward_model
 
     tok = make_tokenizer()
     policy = make_model(tok)
@@ -229,11 +228,10 @@ def test_micro_batches_give_the_minibatch_gradient(tiny_model_dir):
     the gradients of policy and value and the logged statistics equal those of one pass over the minibatch."""
     from types import SimpleNamespace
 
-    from rlhfkit.models.load import load_reward_model
-    from rlhfkit.rollout.generate import Samples
-    from rlhfkit.types import PPOModels
-
     from conftest import make_model, make_tokenizer
+
+    from rlhfkit.models.load import load_reward_model
+    from rlhfkit.types import PPOModels, Rollout
 
     tok = make_tokenizer()
     torch.manual_seed(0)
@@ -241,14 +239,16 @@ def test_micro_batches_give_the_minibatch_gradient(tiny_model_dir):
     lengths = [3, 6, 1, 4, 5]
     B, T = len(lengths), max(lengths)
     g = torch.Generator().manual_seed(1)
-    s = Samples(prompt_ids=[[10 + i] * (2 + i) for i in range(B)],
-                response_ids=[torch.randint(5, 60, (n,), generator=g).tolist() for n in lengths],
-                ended=torch.zeros(B, dtype=torch.bool), logprobs=torch.zeros(B, T), entropy=torch.zeros(B, T),
-                response_mask=torch.arange(T)[None] < torch.tensor(lengths)[:, None])
-    mask = s.response_mask
-    old = {"logp": -3 + torch.randn(B, T, generator=g) * mask, "values": torch.randn(B, T, generator=g) * mask,
-           "advantages": torch.randn(B, T, generator=g) * mask, "returns": torch.randn(B, T, generator=g) * mask,
-           "mask": mask, "stats": (0.1, 0.5)}
+    prompt_ids = [[10 + i] * (2 + i) for i in range(B)]
+    response_ids = [torch.randint(5, 60, (n,), generator=g).tolist() for n in lengths]
+    mask = torch.arange(T)[None] < torch.tensor(lengths)[:, None]
+    logp, values = -3 + torch.randn(B, T, generator=g) * mask, torch.randn(B, T, generator=g) * mask
+    adv, returns = torch.randn(B, T, generator=g) * mask, torch.randn(B, T, generator=g) * mask
+    zeros = torch.zeros(B, T)
+    rollout = Rollout(prompts=[""] * B, prompt_ids=prompt_ids, response_ids=response_ids, texts=[""] * B,
+                      ended=torch.zeros(B, dtype=torch.bool), response_mask=mask, logprobs=logp, entropy=zeros,
+                      ref_logprobs=zeros, values=values, scores=torch.zeros(B), kl=zeros, non_score=zeros,
+                      advantages=adv, returns=returns)
     models = PPOModels(policy=policy, reference=policy, reward=None, value=value)
     acc = SimpleNamespace(backward=lambda loss: loss.backward())
     sel = torch.tensor([3, 0, 4, 1, 2])
@@ -259,12 +259,12 @@ def test_micro_batches_give_the_minibatch_gradient(tiny_model_dir):
         for m in (policy, value):
             m.zero_grad(set_to_none=True)
         cpu = torch.device("cpu")
-        micros = ppo.micro_batches(s, old, sel, cfg, cpu, 0)
+        micros = ppo.micro_batches(rollout, sel, cfg, cpu, 0)
         n_tokens = int(mask[sel].sum())
         stats = {**ppo.policy_backward(acc, models.policy, micros, cfg, cpu, n_tokens),
-                 **ppo.value_backward(acc, models.value, micros, cfg, cpu, n_tokens)}
+                 **ppo.value_backward(acc, models.value, micros, cfg, cpu, n_tokens, stats=(0.1, 0.5))}
         grads = [p.grad.clone() for m in (policy, value) for p in m.parameters() if p.grad is not None]
-        return {k: v.item() for k, v in stats.items()}, grads, sum(mb.num_tokens for mb, _, _ in micros)
+        return {k: v.item() for k, v in stats.items()}, grads, sum(mb.batch.num_tokens for mb in micros)
 
     stats1, grads1, pos1 = run(1)
     stats3, grads3, pos3 = run(3)

@@ -4,13 +4,12 @@ import math
 
 import pytest
 import torch
+from synthetic import interrupt_after_step, make_pairs, write_pairs
 
 from rlhfkit.cli import main
 from rlhfkit.config import RewardConfig, build_config
 from rlhfkit.trainers import loop, reward
 from rlhfkit.trainers.loop import read_metrics
-
-from synthetic import interrupt_after_step, make_pairs, write_pairs
 
 
 def cfg_for(model_dir, data, out, **kw):

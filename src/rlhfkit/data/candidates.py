@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from rlhfkit.errors import DataError
 from rlhfkit.types import Text

@@ -17,7 +17,7 @@ R). Masks come from these lengths, never from comparing ids with the pad id.
 
 `one_row=True` (groups with one completion each, e.g. PPO's prompt + response) puts every group back to back in a
 single unpadded row and records each group's column range in `segments` instead of building a mask: the attention
-implementation `rlhfkit_packed` (models/attention.py) then runs one causal attention call per segment.
+implementation `rlhfkit_packed` (models/kernels/attention.py) then runs one causal attention call per segment.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def pack_groups(groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
     seq_start = {}  # completion number -> (row, start column, prompt end column)
     first_seq = []
     n = 0
-    for g, (p, cs) in enumerate(groups):
+    for _, cs in groups:
         first_seq.append(n)
         n += len(cs)
     seq_lengths = torch.zeros(n, dtype=torch.long)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from rlhfkit.errors import DataError
+from rlhfkit.errors import DataError, RlhfkitError
 from rlhfkit.types import PreferenceExample, Text
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -72,6 +72,31 @@ def _as_messages(text: Text, role: str) -> list[dict]:
         if hh is not None:
             return hh
     return [{"role": role, "content": text}]
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """The id padding is written with (EOS when there is no pad token); masks never compare ids with it."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+BASE_MODEL_MESSAGE = (
+    "the starting model '{model}' {why}. RLHF (DPO, PPO, reward models) starts from a model that already follows "
+    "the chat format: run `rlhfkit sft` on it first, or start from an instruct/chat model. If you know what you "
+    "are doing (plain-text data on purpose), pass --allow-base-model.")
+
+
+def check_starting_model(tokenizer: Any, model_name: str, conversational: bool, cfg: Any) -> None:
+    """Stop when RLHF would start from a base model: no chat template, or conversational data it cannot render.
+    cfg: any config with allow_base_model and use_chat_template."""
+    if cfg.allow_base_model:
+        return
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if not has_template:
+        why = ("has no chat template and the data is conversational" if conversational
+               else "has no chat template (it looks like a base model)")
+        raise RlhfkitError(BASE_MODEL_MESSAGE.format(model=model_name, why=why))
+    if cfg.use_chat_template is False and conversational:
+        raise RlhfkitError("conversational data needs the chat template; drop --no-use-chat-template")
 
 
 def wants_chat_template(tokenizer: Any, use_chat_template: Optional[bool]) -> bool:

@@ -21,12 +21,12 @@ import html
 import io
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from rlhfkit.errors import RlhfkitError
+from rlhfkit.files import atomic_write_text
 
 # metric key -> plot title, in page order. A plot is drawn when at least one run logged the key; runs that share
 # a key are drawn on the same axes (one line each).
@@ -492,10 +492,7 @@ def write_report(run_dirs: Sequence[PathLike], output: Optional[PathLike] = None
             files.mkdir(parents=True, exist_ok=True)
         for p in plots:
             (files / p.filename).write_bytes(p.png)
-        # written beside and renamed: a reader never sees half a page (not loop.atomic_write_text: it imports torch)
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
+        atomic_write_text(out, page)         # written beside and renamed: a reader never sees half a page
     except OSError as e:
         raise RlhfkitError(f"cannot write the report: {e}") from None
     return out

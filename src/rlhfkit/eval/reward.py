@@ -14,20 +14,14 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from rlhfkit.losses.preference import pairwise_accuracy
+
 CALIBRATION_BINS = 10
 LENGTH_BUCKETS = 4
 
 
 def _t(x: Sequence[float] | Tensor) -> Tensor:
     return torch.as_tensor(x, dtype=torch.float64).flatten()
-
-
-def pairwise_accuracy(diff: Sequence[float] | Tensor) -> float:
-    """Share of pairs with d > 0, ties counting half. diff: (N,) scores of chosen minus rejected."""
-    d = _t(diff)
-    if d.numel() == 0:
-        return float("nan")
-    return float(((d > 0).double() + 0.5 * (d == 0).double()).mean())
 
 
 def calibration_bins(diff: Sequence[float] | Tensor, bins: int = CALIBRATION_BINS) -> list[dict]:

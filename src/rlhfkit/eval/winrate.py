@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.types import Text
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +90,7 @@ def answer(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *, m
     from rlhfkit.rollout.generate import sample
 
     torch.manual_seed(seed)
-    from rlhfkit.trainers.loop import pad_token_id
+    from rlhfkit.data.tokenize import pad_token_id
 
     eos, pad = tokenizer.eos_token_id, pad_token_id(tokenizer)
     device = next(model.parameters()).device
@@ -220,7 +219,8 @@ def evaluate(policy: str, prompts: str, *, reward_model: Optional[str] = None, j
     prompt_ids = [tokenize_prompt(p, tok, max_prompt_length=max_prompt_length,
                                   use_chat_template=use_chat_template)[0] for p in texts]
 
-    from rlhfkit.trainers.loop import pad_token_id, progress_bar
+    from rlhfkit.console import progress_bar
+    from rlhfkit.data.tokenize import pad_token_id
 
     bar = progress_bar(2 * len(texts), 0, "eval: generate", progress, unit="answer")
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -257,7 +257,7 @@ def evaluate(policy: str, prompts: str, *, reward_model: Optional[str] = None, j
     if output:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
-        from rlhfkit.trainers.loop import atomic_write_text
+        from rlhfkit.files import atomic_write_text
 
         rows = [{"prompt": p if isinstance(p, str) else json.dumps(p), "policy": a, "baseline": b,
                  "score_policy": sp, "score_baseline": sb, "winner": w, "length_policy": lp, "length_baseline": lb,

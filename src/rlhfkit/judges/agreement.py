@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from typing import Any, Optional, Sequence
 
-from rlhfkit.judges import Judge
+from rlhfkit.judges.base import Judge
 from rlhfkit.judges.cache import VerdictCache
 from rlhfkit.judges.label import count, judge_pairs
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from rlhfkit.judges import WINNERS, Verdict
+from rlhfkit.judges.base import WINNERS, Verdict
 
 
 def cache_key(prompt: Any, response_a: Any, response_b: Any, judge_id: str) -> str:

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from rlhfkit.judges import JudgeError, Verdict
+from rlhfkit.judges.base import JudgeError, Verdict
 from rlhfkit.judges.prompt import DEFAULT_RUBRIC, prompt_tag, render
 
 

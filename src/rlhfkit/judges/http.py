@@ -31,7 +31,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Optional
 
-from rlhfkit.judges import JudgeError, Verdict
+from rlhfkit.judges.base import JudgeError, Verdict
 from rlhfkit.judges.prompt import DEFAULT_RUBRIC, parse_answer, prompt_tag, render
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -10,6 +10,9 @@ Per pair, from the verdict on (a, b) and the verdict on (b, a) mapped back to th
     disagree  anything else (a vs b, or a win vs a tie): position bias or noise -> no label
     failed    either order failed (winner None) -> no label; retried on a rerun (failures are not cached)
 disagreement_rate = disagree / (pairs - failed); coverage = labelled / pairs.
+
+Only "agree" pairs become preferences; every pair's outcome also goes to <stem>.outcomes.jsonl, so the ones the
+judge was unsure about can be sent to people (collect/route.py) instead of being lost.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from rlhfkit.judges import WINNERS, Judge, Verdict
+from rlhfkit.judges.base import WINNERS, Judge, Verdict
 from rlhfkit.judges.cache import VerdictCache, cache_key
 
 STATUSES = ("agree", "tie", "disagree", "failed")
@@ -148,17 +151,29 @@ def count(outcomes: Sequence[PairOutcome]) -> dict:
 
 
 def sidecar(output: Path | str, what: str) -> Path:
-    """A file beside the output: prefs.jsonl -> prefs.summary.json / prefs.judge-cache.jsonl."""
+    """A file beside the output: prefs.jsonl -> prefs.summary.json / prefs.judge-cache.jsonl / prefs.outcomes.jsonl."""
     out = Path(output)
     stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.stem
     return out.with_name(f"{stem}.{what}")
 
 
+def outcome_row(candidate: Any, outcome: PairOutcome, judge_id: str) -> dict:
+    """One line of <stem>.outcomes.jsonl: every candidate pair with what the judge made of it, so the pairs it was
+    unsure about (disagree, failed, low confidence) can go to people (`rlhfkit collect import --route uncertain`,
+    collect/route.py). winner is "a" | "b" | "tie" | None as in PairOutcome; line is the candidate's line."""
+    return {"id": candidate.id, "line": candidate.line, "prompt": candidate.prompt,
+            "response_a": candidate.response_a, "response_b": candidate.response_b, "status": outcome.status,
+            "winner": outcome.winner,
+            "confidence": None if outcome.confidence is None else round(float(outcome.confidence), 6),
+            "judge": judge_id}
+
+
 def label_file(judge: Judge, input_path: str, output: str, *, candidates: Optional[list] = None,
                cache_path: Optional[str] = None, concurrency: int = 1, progress: bool = True) -> dict:
     """Label a candidates file (data/candidates.py) with `judge` in both orders; write the agreed preferences to
-    `output` and the summary (returned too) to <output stem>.summary.json. The verdict cache is `cache_path`, by
-    default <output stem>.judge-cache.jsonl. `candidates` may hand in the file's pairs already read."""
+    `output`, one outcome line per candidate pair (`outcome_row`) to <output stem>.outcomes.jsonl, and the
+    summary (returned too) to <output stem>.summary.json. The verdict cache is `cache_path`, by default
+    <output stem>.judge-cache.jsonl. `candidates` may hand in the file's pairs already read."""
     from rlhfkit.data.candidates import preference_record, read_candidates
     from rlhfkit.data.io import write_jsonl_rows
 
@@ -170,8 +185,10 @@ def label_file(judge: Judge, input_path: str, output: str, *, candidates: Option
                                       cache=cache, concurrency=concurrency, progress=progress)
     rows = [preference_record(c, o.winner, judge.judge_id, o.confidence)
             for c, o in zip(candidates, outcomes) if o.status == "agree"]
+    outcomes_file = sidecar(output, "outcomes.jsonl")
+    write_jsonl_rows(outcomes_file, [outcome_row(c, o, judge.judge_id) for c, o in zip(candidates, outcomes)])
     write_jsonl_rows(output, rows)
     summary = {"judge": judge.judge_id, "input": str(input_path), "output": str(output), **count(outcomes),
-               **calls, "cache": str(cache_file)}
+               **calls, "cache": str(cache_file), "outcomes": str(outcomes_file)}
     sidecar(output, "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary

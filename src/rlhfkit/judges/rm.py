@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from rlhfkit.judges import JudgeError, Verdict
+from rlhfkit.judges.base import JudgeError, Verdict
 
 
 def folder_fingerprint(path: Path) -> str:

@@ -3,6 +3,7 @@
 from rlhfkit.losses.advantages import gae, gae_loop, whiten
 from rlhfkit.losses.kl import KLController, kl_k1, kl_k3, kl_penalized_rewards
 from rlhfkit.losses.masked import REDUCE_MODES, masked_mean, masked_sum, masked_var, reduce_loss
+from rlhfkit.losses.ppo import entropy_from_logits, explained_variance, policy_loss, value_loss
 from rlhfkit.losses.preference import (
     LOSS_TYPES,
     bradley_terry_loss,
@@ -12,7 +13,6 @@ from rlhfkit.losses.preference import (
     robust_loss,
     sigmoid_loss,
 )
-from rlhfkit.losses.ppo import entropy_from_logits, explained_variance, policy_loss, value_loss
 
 __all__ = [
     "KLController",

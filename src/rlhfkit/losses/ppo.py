@@ -1,7 +1,9 @@
 """PPO losses (Schulman et al. 2017, arXiv:1707.06347): clipped policy loss, clipped value loss, entropy.
 
 Per-token tensors are (B, T) over response tokens with `response_mask` (B, T) bool; the functions return per-token
-losses and the trainer reduces them (`rlhfkit.losses.masked.reduce_loss`).
+losses and the trainer names the reduction (PPO: masked sums over a minibatch's response tokens, so micro-batches
+add up to the minibatch's token mean, trainers/ppo.py; `rlhfkit.losses.masked.reduce_loss` has the usual token and
+sequence means).
 """
 from __future__ import annotations
 

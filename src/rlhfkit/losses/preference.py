@@ -198,3 +198,13 @@ def preference_loss(
     chosen_rewards = beta * chosen_logratios.detach()
     rejected_rewards = beta * rejected_logratios.detach()
     return losses, chosen_rewards, rejected_rewards
+
+
+def pairwise_accuracy(diff: Tensor | list) -> float:
+    """Share of pairs with d > 0, ties counting half (a detached statistic). diff: (N,) chosen minus rejected
+    scores (a tensor or a list of numbers); nan for no pairs."""
+    d = torch.as_tensor(diff, dtype=torch.float64).flatten()
+    if d.numel() == 0:
+        return float("nan")
+    return float(((d > 0).double() + 0.5 * (d == 0).double()).mean())
+

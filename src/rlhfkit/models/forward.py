@@ -1,19 +1,22 @@
-"""Forward passes over packed rows: completion-only log-probs and hidden states of causal LMs.
+"""Forward passes over packed rows (completion-only log-probs, hidden states) and the precision they run in.
 
 The backbone (`model.get_decoder()`) runs once over the packed rows; only the hidden states that predict
-completion tokens go through the LM head (`rlhfkit.models.logprobs.token_logprobs`, chunked over rows). For
+completion tokens go through the LM head (`rlhfkit.models.kernels.logprobs.token_logprobs`, chunked over rows). For
 SmolLM2 on the HH workload that is ~700 of ~1,600 positions, and no full-vocabulary logits of the prompt are
 ever made. See docs/performance.md.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import sys
 from typing import Any
 
 import torch
 
 from rlhfkit.data.collate import PackedBatch, segment_mask
-from rlhfkit.models.attention import NAME as PACKED
-from rlhfkit.models.logprobs import token_logprobs
+from rlhfkit.models.kernels.attention import NAME as PACKED
+from rlhfkit.models.kernels.logprobs import token_logprobs
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -27,6 +30,36 @@ def native_bf16(device: torch.device) -> bool:
         return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
                     or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
     return True
+
+
+def resolve_precision(cfg: Any, device: torch.device) -> Any:
+    """The config with `precision` made concrete for this device ("auto" -> bf16 where native, else fp32).
+    Asking for bf16 on a CPU that emulates it works, with a warning that it is ~3x slower than fp32 there."""
+    native = native_bf16(device)
+    if cfg.precision == "auto":
+        return dataclasses.replace(cfg, precision="bf16" if native else "fp32")
+    if cfg.precision == "bf16" and not native:
+        print(f"[rlhfkit] warning: this {device.type.upper()} has no native bf16 (no AMX / AVX512-BF16): bf16 "
+              "autocast is emulated and ~3x slower than fp32 here; --precision fp32 (or auto) is faster",
+              file=sys.stderr)
+    return cfg
+
+
+def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast for one forward/loss region. Never let a region span an optimizer step: its weight cache
+    would keep serving the bf16 copies made before the update (the updates become invisible).
+    cache=False casts each weight where it is used instead of keeping a bf16 copy of every weight until the region
+    ends: the same arithmetic, one model's bf16 copy less at the forward's peak, for forwards that use each weight
+    once (training forwards; generation reuses them every token and keeps the cache)."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=cache)
+
+
+def inference_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for forwards without gradients (sampling, reference, reward, evaluation): bf16 only where it is
+    native. On CPUs that emulate bf16, fp32 runs these ~3x faster and exactly."""
+    return autocast(device, precision) if native_bf16(device) else contextlib.nullcontext()
 
 
 def causal_lm(model: Any) -> Any:
@@ -57,7 +90,8 @@ def hidden_states(model: Any, batch: PackedBatch) -> torch.Tensor:
     """Last hidden states (R, L, H) of the packed rows. `model` may be PEFT-wrapped (adapters active).
 
     A one-row batch with `segments` runs one causal attention call per segment when the model uses the
-    `rlhfkit_packed` attention (models/attention.py); on any other implementation it gets the equivalent mask."""
+    `rlhfkit_packed` attention (models/kernels/attention.py); on any other implementation it gets the equivalent
+    mask."""
     lm = causal_lm(model)
     decoder = lm.get_decoder()
     compute_dtype = torch.get_autocast_dtype(batch.input_ids.device.type) \

@@ -89,17 +89,6 @@ def padded_rewards(model: Any, input_ids: Tensor, attention_mask: Tensor) -> Ten
     return _apply_head(model, h)
 
 
-class TokenValues(torch.nn.Module):
-    """Wraps a value model (a reward-model architecture): `forward(batch)` returns (N,) per-token values."""
-
-    def __init__(self, model: Any):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: PackedBatch) -> Tensor:  # noqa: D401
-        return packed_values(self.model, batch)
-
-
 class RewardScores(torch.nn.Module):
     """Wraps a reward model so that `forward(batch)` returns (S,) rewards of a packed batch; the trainer hands
     this module to `accelerate.prepare` (so DDP sees the forward that produced the loss)."""

@@ -19,8 +19,8 @@ def sample_k(model: Any, tokenizer: Any, prompt_ids: Sequence[Sequence[int]], *,
     order); the torch RNG is seeded with `seed` first."""
     import torch
 
+    from rlhfkit.data.tokenize import pad_token_id
     from rlhfkit.rollout.generate import sample
-    from rlhfkit.trainers.loop import pad_token_id
 
     torch.manual_seed(seed)
     rows = [ids for ids in prompt_ids for _ in range(num_samples)]
@@ -44,12 +44,12 @@ def generate_candidates(model: str, prompts: str, output: str, *, num_samples: i
     pair the distinct ones and write them to `output` (data/candidates.py describes the lines). Returns counts."""
     import torch
 
+    from rlhfkit.console import progress_bar
     from rlhfkit.data.candidates import candidate_rows
     from rlhfkit.data.io import write_jsonl_rows
     from rlhfkit.data.tokenize import tokenize_prompt
     from rlhfkit.models.load import load_model, load_tokenizer
     from rlhfkit.rollout.generate import load_prompts
-    from rlhfkit.trainers.loop import progress_bar
 
     texts: list[Text] = load_prompts(prompts)
     if num_prompts > 0:

@@ -129,14 +129,14 @@ def prefill(lm: Any, prompts: Sequence[Sequence[int]], device: torch.device, key
     Returns (cache, last hidden state (B, H) of each prompt, attention (B, P) long with the prompts left-padded to
     P = the longest).
 
-    With the packed attention (models/attention.py) the prompts run as one unpadded row, one causal attention call
-    each, and their keys and values are then laid out left-padded (B, KVH, P, D) for the batched decode steps: no
+    With the packed attention (models/kernels/attention.py) the prompts run as one unpadded row, one causal attention
+    call each, and their keys and values are then laid out left-padded (B, KVH, P, D) for the batched decode steps: no
     GEMM work on padding (the HH prompts of the PPO benchmark are ~45% padding at 8 per batch). Other attention
     implementations, and caches with sliding-window layers, take the plain left-padded batch with a mask."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    from rlhfkit.models.attention import NAME as PACKED
+    from rlhfkit.models.kernels.attention import NAME as PACKED
 
     decoder = lm.get_decoder()
     B = len(prompts)

@@ -13,20 +13,21 @@ import contextlib
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from rlhfkit.config import DPOConfig
+from rlhfkit.console import note, progress_bar
 from rlhfkit.data.collate import PackedBatch
 from rlhfkit.data.pairs import PairData, load_pair_data, pack
-from rlhfkit.data.tokenize import TokenizedPair
+from rlhfkit.data.tokenize import TokenizedPair, check_starting_model, pad_token_id
 from rlhfkit.errors import RlhfkitError
 from rlhfkit.losses.preference import chosen_nll, preference_loss
-from rlhfkit.models.forward import CompletionLogprobs, native_bf16, sequence_logprobs
-from rlhfkit.trainers import loop
+from rlhfkit.models.forward import CompletionLogprobs, autocast, native_bf16, sequence_logprobs
+from rlhfkit.models.setup import count_params, prepare_trainable, save_final
+from rlhfkit.trainers.run import Run
 
 REF_CACHE = "ref_logps.pt"
 
@@ -48,7 +49,7 @@ def reference_logps(ref_model: Any, batch: PackedBatch, precision: str, adapter_
     fp32_weights = next(ref_model.parameters()).dtype == torch.float32
     use_autocast = precision == "bf16" and fp32_weights and native_bf16(device)
     with (ref_model.disable_adapter() if adapter_off else contextlib.nullcontext()), \
-            (loop.autocast(device, precision) if use_autocast else contextlib.nullcontext()):
+            (autocast(device, precision) if use_autocast else contextlib.nullcontext()):
         return sequence_logprobs(ref_model, batch).float()
 
 
@@ -86,7 +87,7 @@ def evaluate(policy: Any, ref_model: Any, data: PairData, cfg: DPOConfig, pad_id
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             batch = pack([data.pairs[i] for i in idx], pad_id, cfg, device)
-            with loop.autocast(device, cfg.precision):
+            with autocast(device, cfg.precision):
                 pol = sequence_logprobs(policy, batch).float()
             ref = _ref_for(idx, batch, data, ref_model, cfg, adapter_off_ref)
             _, m = dpo_losses(pol, ref, batch, cfg)
@@ -122,12 +123,12 @@ def precompute_reference(ref_model: Any, datasets: dict[str, PairData], cfg: DPO
         if all(saved.get(name, {}).get("key") == k for name, k in keys.items()):
             for name, d in datasets.items():
                 d.ref_logps = saved[name]["logps"]
-            print(f"[rlhfkit] reusing reference log-probs from {path}", file=sys.stderr)
+            note(f"reusing reference log-probs from {path}")
             return
     store = {}
     for name, d in datasets.items():
         vals = torch.zeros(len(d.pairs), 2)
-        bar = loop.progress_bar(math.ceil(len(d.pairs) / cfg.batch_size), 0, f"reference log-probs ({name})",
+        bar = progress_bar(math.ceil(len(d.pairs) / cfg.batch_size), 0, f"reference log-probs ({name})",
                                 cfg.progress)
         for start in range(0, len(d.pairs), cfg.batch_size):
             idx = list(range(start, min(start + cfg.batch_size, len(d.pairs))))
@@ -147,14 +148,7 @@ def load_models(cfg: DPOConfig, device: torch.device) -> tuple[Any, Any, bool]:
     """(policy, reference or None when the LoRA adapter is switched off instead, adapter_off_ref)."""
     from rlhfkit.models.load import load_model
 
-    policy = load_model(cfg.model, attn_implementation="sdpa")
-    loop.disable_dropout(policy)
-    if cfg.lora:
-        policy = loop.apply_lora(policy, cfg)
-        if cfg.precision == "bf16" and not native_bf16(device):
-            loop.fp32_adapters(policy)
-    loop.enable_activation_checkpointing(policy, cfg.activation_checkpointing)
-    policy.to(device)
+    policy = prepare_trainable(load_model(cfg.model, attn_implementation="sdpa"), cfg, device)
     if cfg.lora and not cfg.reference:
         return policy, policy, True  # reference = same weights, adapter disabled: no second copy
     ref = load_model(cfg.reference or cfg.model, dtype=frozen_dtype(cfg.precision, device),
@@ -180,76 +174,53 @@ def _starting_model_name(cfg: DPOConfig) -> str:
 # ----------------------------------------------------------------------------------------------
 def train_dpo(cfg: DPOConfig) -> Path:
     """Train a policy with the DPO-family loss `cfg.loss_type`; returns the final model folder (out/final)."""
-    cfg, out, accelerator = loop.start_run(cfg)
-    device = accelerator.device
+    from rlhfkit.models.load import load_tokenizer
 
-    # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
-    tokenizer, train, ev, pad_id = loop.prepare_pairs(cfg, out, accelerator, _starting_model_name(cfg))
+    with Run.start(cfg, "dpo") as run:
+        cfg, device = run.cfg, run.device
 
-    # 2. models: policy (trainable), reference (frozen bf16 copy, or the adapter switched off)
-    policy, ref_model, adapter_off = load_models(cfg, device)
-    trainable, total = loop.count_params(policy)
-    print(f"[rlhfkit] policy: {trainable:,} trainable of {total:,} parameters"
-          f"{' (LoRA)' if cfg.lora else ''}; reference: "
-          f"{'same weights, adapter disabled' if adapter_off else 'frozen copy'}", file=sys.stderr)
-    if cfg.precompute_ref:
-        datasets = {"train": train, **({"eval": ev} if ev else {})}
-        precompute_reference(ref_model, datasets, cfg, pad_id, device, adapter_off, out)
-        if not adapter_off:
-            ref_model = None  # freed: only the policy stays in memory
+        # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
+        tokenizer = load_tokenizer(cfg.model)
+        train, ev, conversational = load_pair_data(cfg, tokenizer)
+        check_starting_model(tokenizer, _starting_model_name(cfg), conversational, cfg)
+        if not train.pairs:
+            raise RlhfkitError(f"{cfg.data}: no training pairs")
+        pad_id = pad_token_id(tokenizer)
+        run.save_config()
 
-    # 3. one micro-batch: reference log-probs (no grad), one policy forward over [prompt, chosen, rejected] rows
-    def micro_step(scorer: torch.nn.Module, idx: list[int]) -> tuple[torch.Tensor, dict, int]:
-        batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
-        ref = _ref_for(idx, batch, train, ref_model, cfg, adapter_off)
-        with loop.autocast(device, cfg.precision):
-            pol = scorer(batch).float()
-        losses, m = dpo_losses(pol, ref, batch, cfg)
-        m["train/loss"] = m.pop("loss")
-        return losses.mean(), m, batch.num_tokens
+        # 2. models: policy (trainable), reference (frozen bf16 copy, or the adapter switched off)
+        policy, ref_model, adapter_off = load_models(cfg, device)
+        trainable, total = count_params(policy)
+        note(f"policy: {trainable:,} trainable of {total:,} parameters{' (LoRA)' if cfg.lora else ''}; reference: "
+             f"{'same weights, adapter disabled' if adapter_off else 'frozen copy'}")
+        if cfg.precompute_ref:
+            datasets = {"train": train, **({"eval": ev} if ev else {})}
+            precompute_reference(ref_model, datasets, cfg, pad_id, device, adapter_off, run.out)
+            if not adapter_off:
+                ref_model = None  # freed: only the policy stays in memory
 
-    # 4. the loop (loop.fit: accumulation, clipping, NaN guard, metrics, eval, checkpoints, resume)
-    evaluate_fn = (lambda: evaluate(policy, ref_model, ev, cfg, pad_id, device, adapter_off)) if ev else None
-    loop.fit(cfg, out, name="dpo", accelerator=accelerator, model=policy, module=CompletionLogprobs(policy),
-             tokenizer=tokenizer, lengths=train.lengths(), micro_step=micro_step, evaluate=evaluate_fn,
-             show={"train/loss": "loss", "rewards/accuracies": "acc"}, unit="pairs")
+        # 3. optimizer and schedule, resume (weights, optimizer, schedule, RNG, data position)
+        evaluate_fn = (lambda: evaluate(policy, ref_model, ev, cfg, pad_id, device, adapter_off)) if ev else None
+        scorer = run.begin(policy, CompletionLogprobs(policy), tokenizer, train.lengths(), evaluate=evaluate_fn,
+                           show={"train/loss": "loss", "rewards/accuracies": "acc"}, unit="pairs")
 
-    # 5. the model under out/final
-    final = loop.save_final(policy, tokenizer, out, adapter_only=cfg.save_adapter_only)
-    print(f"[rlhfkit] saved {final}", file=sys.stderr)
-    return final
+        # 4. per optimizer step, gradient_accumulation_steps micro-batches: reference log-probs (no grad), one
+        #    policy forward over packed [prompt, chosen, rejected] rows, the loss, its backward
+        for micro_batches in run.steps():
+            for idx, sync in micro_batches:
+                with sync:
+                    batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
+                    ref = _ref_for(idx, batch, train, ref_model, cfg, adapter_off)
+                    with autocast(device, cfg.precision):
+                        pol = scorer(batch).float()
+                    losses, m = dpo_losses(pol, ref, batch, cfg)
+                    m["train/loss"] = m.pop("loss")
+                    run.backward(losses.mean(), m, examples=len(idx), tokens=batch.num_tokens)
+            # 5. clip, optimizer step (skipped on a non-finite loss or gradient), metrics, eval, checkpoint
+            run.update()
+        run.finish()
 
-
-def eval_dpo(cfg: DPOConfig) -> dict:
-    """`rlhfkit dpo --eval-only`: eval/... metrics of cfg.model against cfg.reference on cfg.eval_data."""
-    from rlhfkit.models.load import load_model, load_tokenizer
-
-    if not cfg.eval_data:
-        raise RlhfkitError("--eval-only needs --eval-data FILE")
-    reference = cfg.reference or _reference_from_run(cfg.model)
-    if not reference:
-        raise RlhfkitError("--eval-only needs --reference MODEL (or --model pointing at a run's final/ folder, "
-                           "whose config names the starting model)")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = loop.resolve_precision(cfg, device)
-    tokenizer = load_tokenizer(cfg.model)
-    _, ev, _ = load_pair_data(cfg, tokenizer)
-    pad_id = loop.pad_token_id(tokenizer)
-    policy = load_model(cfg.model, attn_implementation="sdpa").to(device)
-    ref = load_model(reference, dtype=frozen_dtype(cfg.precision, device), attn_implementation="sdpa", quiet=True).to(device)
-    return evaluate(policy, ref, ev, cfg, pad_id, device, adapter_off_ref=False)
-
-
-def _reference_from_run(model: Optional[str]) -> Optional[str]:
-    """For runs/x/final, the starting model recorded in runs/x/config.yaml."""
-    if not model:
-        return None
-    cfg_path = Path(model).parent / "config.yaml"
-    if cfg_path.is_file():
-        import yaml
-
-        saved = yaml.safe_load(cfg_path.read_text()) or {}
-        from rlhfkit.models.load import DEFAULT_MODEL
-
-        return saved.get("reference") or saved.get("model") or DEFAULT_MODEL
-    return None
+        # 6. the model under out/final
+        final = save_final(policy, tokenizer, run.out, adapter_only=cfg.save_adapter_only)
+        note(f"saved {final}")
+        return final

@@ -1,7 +1,7 @@
 """Reward model: (prompt, response) -> scalar, trained with the Bradley-Terry loss on preference pairs.
 
-One plain function, read top to bottom, on the same plumbing as DPO (loop.fit: accumulation, clipping, NaN guard,
-metrics, checkpoints, exact resume; precision; LoRA). What makes it cheap on a CPU:
+One plain function, read top to bottom, on the same plumbing as DPO (trainers/run.py: accumulation, clipping, NaN
+guard, metrics, checkpoints, exact resume; precision; LoRA). What makes it cheap on a CPU:
 - one backbone forward per pair over a packed [prompt, chosen, rejected] group (the prompt computed once);
 - no LM head at all: the scalar head reads one hidden state per response (its last token, models/heads.py);
 - packing without padding, and selective activation checkpointing (as DPO).
@@ -11,23 +11,23 @@ model's config (with how inputs were tokenised), so `rlhfkit rm score` can map r
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
 from rlhfkit.config import RewardConfig
+from rlhfkit.console import note, progress_bar
 from rlhfkit.data.augment import with_degenerate_negatives
-from rlhfkit.data.pairs import PairData, pack
-from rlhfkit.data.tokenize import wants_chat_template
+from rlhfkit.data.pairs import PairData, load_pair_data, pack
+from rlhfkit.data.tokenize import check_starting_model, pad_token_id, wants_chat_template
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.eval.reward import pairwise_accuracy
-from rlhfkit.losses.preference import bradley_terry_loss
-from rlhfkit.models.forward import native_bf16
+from rlhfkit.losses.preference import bradley_terry_loss, pairwise_accuracy
+from rlhfkit.models.forward import autocast, inference_autocast
 from rlhfkit.models.heads import RewardScores, packed_rewards
 from rlhfkit.models.scorer import stats_of
-from rlhfkit.trainers import loop
+from rlhfkit.models.setup import count_params, is_peft, prepare_trainable, save_final
+from rlhfkit.trainers.run import Run
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,11 +62,11 @@ def pair_rewards(model: Any, data: PairData, cfg: Any, pad_id: int, device: torc
     lengths = data.lengths()
     order = sorted(range(len(indices)), key=lambda k: -lengths[indices[k]])
     out = torch.zeros(len(indices), 2)
-    bar = loop.progress_bar(len(indices), 0, desc, bool(desc) and getattr(cfg, "progress", True))
+    bar = progress_bar(len(indices), 0, desc, bool(desc) and getattr(cfg, "progress", True))
     for start in range(0, len(order), cfg.batch_size):
         ks = order[start:start + cfg.batch_size]
         batch = pack([data.pairs[indices[k]] for k in ks], pad_id, cfg, device)
-        with loop.inference_autocast(device, cfg.precision):
+        with inference_autocast(device, cfg.precision):
             rewards = packed_rewards(model, batch).float().cpu()           # (2B,)
         out[torch.tensor(ks)] = rewards.view(2, -1).T
         bar.update(len(ks))
@@ -113,14 +113,7 @@ def load_rm_for_training(cfg: RewardConfig, device: torch.device) -> Any:
     LoRA adapters (and a fully trained head) when cfg.lora."""
     from rlhfkit.models.load import load_reward_model
 
-    model = load_reward_model(cfg.model)
-    loop.disable_dropout(model)
-    if cfg.lora:
-        model = loop.apply_lora(model, cfg, task_type="SEQ_CLS")
-        if cfg.precision == "bf16" and not native_bf16(device):
-            loop.fp32_adapters(model)
-    loop.enable_activation_checkpointing(model, cfg.activation_checkpointing)
-    return model.to(device)
+    return prepare_trainable(load_reward_model(cfg.model), cfg, device, task_type="SEQ_CLS")
 
 
 def _starting_model_name(cfg: RewardConfig) -> str:
@@ -135,83 +128,58 @@ def _starting_model_name(cfg: RewardConfig) -> str:
 def train_rm(cfg: RewardConfig) -> Path:
     """Train a reward model on cfg.data; returns the final model folder (out/final), loadable with
     `rlhfkit.models.load.load_reward_model` or `AutoModelForSequenceClassification.from_pretrained`."""
-    from rlhfkit.models.load import REWARD_INFO_KEY
+    from rlhfkit.models.load import REWARD_INFO_KEY, load_tokenizer
 
-    cfg, out, accelerator = loop.start_run(cfg)
-    device = accelerator.device
+    with Run.start(cfg, "rm") as run:
+        cfg, device = run.cfg, run.device
 
-    # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
-    tokenizer, train, ev, pad_id = loop.prepare_pairs(cfg, out, accelerator, _starting_model_name(cfg))
-    n_real = len(train.pairs)
-    if cfg.degenerate_negatives > 0:
-        train = with_degenerate_negatives_data(train, tokenizer, cfg)
-        print(f"[rlhfkit] reward model: {len(train.pairs) - n_real} degenerate-negative pairs added to {n_real} "
-              "real ones (--degenerate-negatives)", file=sys.stderr)
+        # 1. data: load -> validate (errors stop here) -> split -> base-model guard -> tokenise
+        tokenizer = load_tokenizer(cfg.model)
+        train, ev, conversational = load_pair_data(cfg, tokenizer)
+        check_starting_model(tokenizer, _starting_model_name(cfg), conversational, cfg)
+        if not train.pairs:
+            raise RlhfkitError(f"{cfg.data}: no training pairs")
+        pad_id = pad_token_id(tokenizer)
+        run.save_config()
+        n_real = len(train.pairs)
+        if cfg.degenerate_negatives > 0:
+            train = with_degenerate_negatives_data(train, tokenizer, cfg)
+            note(f"reward model: {len(train.pairs) - n_real} degenerate-negative pairs added to {n_real} real ones "
+                 "(--degenerate-negatives)")
 
-    # 2. model: backbone + scalar head (seeded by start_run), LoRA or full
-    model = load_rm_for_training(cfg, device)
-    trainable, total = loop.count_params(model)
-    print(f"[rlhfkit] reward model: {trainable:,} trainable of {total:,} parameters"
-          f"{' (LoRA + head)' if cfg.lora else ''}", file=sys.stderr)
+        # 2. model: backbone + scalar head (seeded by Run.start), LoRA or full
+        model = load_rm_for_training(cfg, device)
+        trainable, total = count_params(model)
+        note(f"reward model: {trainable:,} trainable of {total:,} parameters{' (LoRA + head)' if cfg.lora else ''}")
 
-    # 3. one micro-batch: one backbone forward over [prompt, chosen, rejected] rows, rewards at the last tokens
-    def micro_step(scorer: torch.nn.Module, idx: list[int]) -> tuple[torch.Tensor, dict, int]:
-        batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
-        with loop.autocast(device, cfg.precision):
-            rewards = scorer(batch).float()                                # (2B,) chosen first
-        losses, m = rm_losses(rewards, margins_of(train, idx, device), cfg)
-        return losses.mean(), m, batch.num_tokens
+        # 3. optimizer and schedule, resume (weights, optimizer, schedule, RNG, data position)
+        evaluate_fn = (lambda: evaluate(model, ev, cfg, pad_id, device)) if ev else None
+        scorer = run.begin(model, RewardScores(model), tokenizer, train.lengths(), evaluate=evaluate_fn,
+                           show={"train/loss": "loss", "train/accuracy": "acc"}, unit="pairs")
 
-    # 4. the loop (loop.fit: accumulation, clipping, NaN guard, metrics, eval, checkpoints, resume)
-    evaluate_fn = (lambda: evaluate(model, ev, cfg, pad_id, device)) if ev else None
-    loop.fit(cfg, out, name="rm", accelerator=accelerator, model=model, module=RewardScores(model),
-             tokenizer=tokenizer, lengths=train.lengths(), micro_step=micro_step, evaluate=evaluate_fn,
-             show={"train/loss": "loss", "train/accuracy": "acc"}, unit="pairs")
+        # 4. per micro-batch: one backbone forward over packed [prompt, chosen, rejected] rows, the rewards at the
+        #    responses' last tokens, the Bradley-Terry loss, its backward
+        for micro_batches in run.steps():
+            for idx, sync in micro_batches:
+                with sync:
+                    batch = pack([train.pairs[i] for i in idx], pad_id, cfg, device)
+                    with autocast(device, cfg.precision):
+                        rewards = scorer(batch).float()                        # (2B,) chosen first
+                    losses, m = rm_losses(rewards, margins_of(train, idx, device), cfg)
+                    run.backward(losses.mean(), m, examples=len(idx), tokens=batch.num_tokens)
+            # 5. clip, optimizer step (skipped on a non-finite loss or gradient), metrics, eval, checkpoint
+            run.update()
+        run.finish()
 
-    # 5. reward statistics of the training responses, stored with the model; then out/final
-    mean, std, n = reward_statistics(model, PairData(train.pairs[:n_real]), cfg, pad_id, device)   # real pairs only
-    info = {"mean": mean, "std": std, "responses": n, "use_chat_template": wants_chat_template(tokenizer, cfg.use_chat_template),
-            "max_length": cfg.max_length, "max_prompt_length": cfg.max_prompt_length}
-    base = model.get_base_model() if loop.is_peft(model) else model
-    setattr(base.config, REWARD_INFO_KEY, info)
-    print(f"[rlhfkit] training rewards: mean {mean:+.4f}, std {std:.4f} over {n} responses "
-          "(stored with the model; scores are sigmoid((r - mean) / std))", file=sys.stderr)
-    final = loop.save_final(model, tokenizer, out, adapter_only=cfg.save_adapter_only)
-    print(f"[rlhfkit] saved {final}", file=sys.stderr)
-    return final
-
-
-# ----------------------------------------------------------------------------------------------
-# rlhfkit rm eval
-# ----------------------------------------------------------------------------------------------
-def eval_rm(model_name: str, data: str, *, data_format: Optional[str] = None, batch_size: int = 8,
-            progress: bool = True) -> dict:
-    """The `rlhfkit rm eval` report (rlhfkit.eval.reward.reward_report) of a reward model on a preference file."""
-    from rlhfkit.data.io import load_preferences
-    from rlhfkit.data.pairs import tokenize_pairs
-    from rlhfkit.eval.reward import reward_report
-    from rlhfkit.models.load import load_reward_model, load_tokenizer, reward_info
-    from rlhfkit.models.scorer import DEFAULT_MAX_LENGTH, DEFAULT_MAX_PROMPT_LENGTH
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_reward_model(model_name).to(device)
-    tokenizer = load_tokenizer(model_name, quiet=True)
-    info = reward_info(model)
-    if not info:
-        print(f"[rlhfkit] {model_name} was not trained by `rlhfkit rm train` (no stored statistics): its head may "
-              "be untrained", file=sys.stderr)
-    cfg = RewardConfig(max_length=info.get("max_length", DEFAULT_MAX_LENGTH),
-                       max_prompt_length=info.get("max_prompt_length", DEFAULT_MAX_PROMPT_LENGTH),
-                       use_chat_template=info.get("use_chat_template"), batch_size=batch_size, precision="fp32",
-                       progress=progress)
-    examples = load_preferences(data, fmt=data_format)
-    if not examples:
-        raise RlhfkitError(f"{data}: no pairs to evaluate")
-    pairs = PairData(tokenize_pairs(examples, tokenizer, cfg, "eval"))
-    pad_id = loop.pad_token_id(tokenizer)
-    rw = pair_rewards(model, pairs, cfg, pad_id, device, desc="scoring pairs")
-    lc = [len(p.chosen_ids) for p in pairs.pairs]   # response tokens (with the EOS)
-    lr = [len(p.rejected_ids) for p in pairs.pairs]
-    report = reward_report(rw[:, 0], rw[:, 1], lc, lr)
-    report["model"], report["data"] = str(model_name), str(data)
-    return report
+        # 6. reward statistics of the training responses (real pairs only), stored with the model; out/final
+        mean, std, n = reward_statistics(model, PairData(train.pairs[:n_real]), cfg, pad_id, device)
+        info = {"mean": mean, "std": std, "responses": n,
+                "use_chat_template": wants_chat_template(tokenizer, cfg.use_chat_template),
+                "max_length": cfg.max_length, "max_prompt_length": cfg.max_prompt_length}
+        base = model.get_base_model() if is_peft(model) else model
+        setattr(base.config, REWARD_INFO_KEY, info)
+        note(f"training rewards: mean {mean:+.4f}, std {std:.4f} over {n} responses (stored with the model; scores "
+             "are sigmoid((r - mean) / std))")
+        final = save_final(model, tokenizer, run.out, adapter_only=cfg.save_adapter_only)
+        note(f"saved {final}")
+        return final

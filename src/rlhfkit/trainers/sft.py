@@ -1,23 +1,24 @@
 """Supervised fine-tuning: next-token loss on completion tokens (the step before RLHF).
 
-Same plumbing as DPO (loop.py): precision, LoRA, packing, checkpoints and exact resume, metrics, NaN guard.
+Same plumbing as DPO (trainers/run.py): precision, LoRA, packing, checkpoints and exact resume, metrics, NaN guard.
 With `packing`, several examples share a row with attention kept per example (no cross-contamination), so
 no compute is spent on padding; without it each example gets its own row, padded to the longest.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from rlhfkit.config import SFTConfig, save_config
+from rlhfkit.config import SFTConfig
+from rlhfkit.console import note
 from rlhfkit.data.collate import PackedBatch, pack_groups
-from rlhfkit.data.tokenize import TokenizedCompletion, tokenize_completion
+from rlhfkit.data.tokenize import TokenizedCompletion, pad_token_id, tokenize_completion
 from rlhfkit.errors import RlhfkitError
-from rlhfkit.models.forward import CompletionLogprobs, completion_logprobs, native_bf16
-from rlhfkit.trainers import loop
+from rlhfkit.models.forward import CompletionLogprobs, autocast, completion_logprobs
+from rlhfkit.models.setup import prepare_trainable, save_final
+from rlhfkit.trainers.run import Run
 
 
 def tokenize_examples(examples: Sequence, tokenizer: Any, cfg: SFTConfig, what: str) -> list[TokenizedCompletion]:
@@ -35,8 +36,7 @@ def tokenize_examples(examples: Sequence, tokenizer: Any, cfg: SFTConfig, what: 
         out.append(t)
     truncated = sum(t.truncated for t in out)
     if truncated:
-        print(f"[rlhfkit] {what}: {truncated} of {len(out)} examples truncated to max_length={cfg.max_length}",
-              file=sys.stderr)
+        note(f"{what}: {truncated} of {len(out)} examples truncated to max_length={cfg.max_length}")
     return out
 
 
@@ -59,7 +59,7 @@ def evaluate(model: Any, data: list[TokenizedCompletion], cfg: SFTConfig, pad_id
     total, n = 0.0, 0
     for start in range(0, len(data), cfg.batch_size):
         batch = pack(data[start:start + cfg.batch_size], pad_id, cfg, device)
-        with loop.autocast(device, cfg.precision):
+        with autocast(device, cfg.precision):
             lp = completion_logprobs(model, batch).float()
         total += -lp.sum().item()
         n += lp.numel()
@@ -73,44 +73,42 @@ def train_sft(cfg: SFTConfig) -> Path:
 
     if not cfg.data:
         raise RlhfkitError("no training data: give --data FILE")
-    cfg, out, accelerator = loop.start_run(cfg)
-    device = accelerator.device
+    with Run.start(cfg, "sft") as run:
+        cfg, device = run.cfg, run.device
 
-    # 1. data: load (errors stop here) -> split -> tokenise
-    tokenizer = load_tokenizer(cfg.model)
-    train_ex = load_sft_examples(cfg.data)
-    eval_ex = load_sft_examples(cfg.eval_data) if cfg.eval_data else None
-    if eval_ex is None and cfg.eval_fraction > 0:
-        train_ex, eval_ex = split_sft_examples(train_ex, cfg.eval_fraction, cfg.seed)
-    train = tokenize_examples(train_ex, tokenizer, cfg, "train")
-    ev = tokenize_examples(eval_ex, tokenizer, cfg, "eval") if eval_ex else None
-    pad_id = loop.pad_token_id(tokenizer)
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
+        # 1. data: load (errors stop here) -> split -> tokenise
+        tokenizer = load_tokenizer(cfg.model)
+        train_ex = load_sft_examples(cfg.data)
+        eval_ex = load_sft_examples(cfg.eval_data) if cfg.eval_data else None
+        if eval_ex is None and cfg.eval_fraction > 0:
+            train_ex, eval_ex = split_sft_examples(train_ex, cfg.eval_fraction, cfg.seed)
+        train = tokenize_examples(train_ex, tokenizer, cfg, "train")
+        ev = tokenize_examples(eval_ex, tokenizer, cfg, "eval") if eval_ex else None
+        pad_id = pad_token_id(tokenizer)
+        run.save_config()
 
-    # 2. model (full or LoRA), dropout off
-    model = load_model(cfg.model, attn_implementation="sdpa")
-    loop.disable_dropout(model)
-    if cfg.lora:
-        model = loop.apply_lora(model, cfg)
-        if cfg.precision == "bf16" and not native_bf16(device):
-            loop.fp32_adapters(model)
-    loop.enable_activation_checkpointing(model, cfg.activation_checkpointing)
-    model.to(device)
+        # 2. model (full or LoRA), dropout off
+        model = prepare_trainable(load_model(cfg.model, attn_implementation="sdpa"), cfg, device)
 
-    # 3. one micro-batch: per-token log-probs of the completions, token-mean NLL
-    def micro_step(scorer: torch.nn.Module, idx: list[int]) -> tuple[torch.Tensor, dict, int]:
-        batch = pack([train[j] for j in idx], pad_id, cfg, device)
-        with loop.autocast(device, cfg.precision):
-            lp = scorer(batch, per_token=True).float()
-        loss, m = sft_loss(lp, batch)
-        return loss, {"train/loss": m["loss"]}, batch.num_tokens
+        # 3. optimizer and schedule, resume (weights, optimizer, schedule, RNG, data position)
+        lengths = [len(t.prompt_ids) + len(t.completion_ids) for t in train]
+        evaluate_fn = (lambda: evaluate(model, ev, cfg, pad_id, device)) if ev else None
+        scorer = run.begin(model, CompletionLogprobs(model), tokenizer, lengths, evaluate=evaluate_fn)
 
-    # 4. the loop (loop.fit), then save
-    lengths = [len(t.prompt_ids) + len(t.completion_ids) for t in train]
-    evaluate_fn = (lambda: evaluate(model, ev, cfg, pad_id, device)) if ev else None
-    loop.fit(cfg, out, name="sft", accelerator=accelerator, model=model, module=CompletionLogprobs(model),
-             tokenizer=tokenizer, lengths=lengths, micro_step=micro_step, evaluate=evaluate_fn)
-    final = loop.save_final(model, tokenizer, out, adapter_only=cfg.save_adapter_only)
-    print(f"[rlhfkit] saved {final}", file=sys.stderr)
-    return final
+        # 4. per micro-batch: per-token log-probs of the completions, the token-mean NLL, its backward
+        for micro_batches in run.steps():
+            for idx, sync in micro_batches:
+                with sync:
+                    batch = pack([train[j] for j in idx], pad_id, cfg, device)
+                    with autocast(device, cfg.precision):
+                        lp = scorer(batch, per_token=True).float()
+                    loss, m = sft_loss(lp, batch)
+                    run.backward(loss, {"train/loss": m["loss"]}, examples=len(idx), tokens=batch.num_tokens)
+            # 5. clip, optimizer step (skipped on a non-finite loss or gradient), metrics, eval, checkpoint
+            run.update()
+        run.finish()
+
+        # 6. the model under out/final
+        final = save_final(model, tokenizer, run.out, adapter_only=cfg.save_adapter_only)
+        note(f"saved {final}")
+        return final

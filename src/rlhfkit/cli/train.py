@@ -1,11 +1,12 @@
-"""Training verbs of the CLI (`rlhfkit sft`, `rlhfkit dpo`, `rlhfkit rm train|eval|score`): flags are generated from the config dataclasses,
-so every config key is also a flag and a YAML key (`--config file.yaml`, flags override it)."""
+"""Training verbs of the CLI (`rlhfkit sft`, `rlhfkit dpo [eval]`, `rlhfkit ppo`, `rlhfkit rm train|eval|score`).
+
+Flags are generated from the config dataclasses, so every config key is also a flag and a YAML key
+(`--config file.yaml`, flags override it)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-
 from pathlib import Path
 
 from rlhfkit.config import DPOConfig, PPOConfig, RewardConfig, SFTConfig, add_config_args, build_config
@@ -27,6 +28,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_args(d, DPOConfig, short=_SHORT)
     d.add_argument("--json", action="store_true", help="with --eval-only: print the metrics as JSON")
     d.set_defaults(func=cmd_dpo)
+    dsub = d.add_subparsers(dest="dpo_verb", metavar="{eval}")
+    e = dsub.add_parser("eval", help="DPO metrics of a trained policy against its reference on held-out pairs",
+                        description="The policy's implicit reward against its reference on --eval-data: "
+                                    "eval/rewards/accuracies, margins, log-probs (what training logs as eval/...). "
+                                    "--model runs/x/final finds its reference in runs/x/config.yaml. "
+                                    "`rlhfkit dpo --eval-only` is the old spelling (kept for one release).")
+    add_config_args(e, DPOConfig, short=_SHORT)
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=cmd_dpo_eval)
     _add_rm(sub)
     p = sub.add_parser("ppo", help="PPO against a reward model or a reward function (classic RLHF)",
                        description="PPO: the policy samples responses to --prompts, the reward model (or "
@@ -45,18 +55,22 @@ def cmd_sft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dpo_eval(args: argparse.Namespace) -> int:
+    from rlhfkit.eval.preference import eval_dpo
+
+    metrics = eval_dpo(build_config(DPOConfig, args))
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+    else:
+        for k, v in metrics.items():
+            print(f"{k:<28} {v:.4f}")
+    return 0
+
+
 def cmd_dpo(args: argparse.Namespace) -> int:
     cfg = build_config(DPOConfig, args)
-    if cfg.eval_only:
-        from rlhfkit.trainers.dpo import eval_dpo
-
-        metrics = eval_dpo(cfg)
-        if args.json:
-            print(json.dumps(metrics, indent=1))
-        else:
-            for k, v in metrics.items():
-                print(f"{k:<28} {v:.4f}")
-        return 0
+    if cfg.eval_only:            # the old spelling of `rlhfkit dpo eval`
+        return cmd_dpo_eval(args)
     from rlhfkit.trainers.dpo import train_dpo
 
     final = train_dpo(cfg)
@@ -120,8 +134,8 @@ def cmd_rm_train(args: argparse.Namespace) -> int:
 
 
 def cmd_rm_eval(args: argparse.Namespace) -> int:
+    from rlhfkit.eval.preference import eval_rm
     from rlhfkit.eval.reward import format_report
-    from rlhfkit.trainers.reward import eval_rm
 
     if args.batch_size < 1:
         raise RlhfkitError("--batch-size must be >= 1")
@@ -163,8 +177,9 @@ def cmd_rm_score(args: argparse.Namespace) -> int:
     if args.output and not args.input:
         raise RlhfkitError("--output goes with --input")
     rows = read_score_requests(args.input) if args.input else [{"prompt": args.prompt, "response": args.response}]
+    from rlhfkit.console import progress_bar
+    from rlhfkit.files import atomic_write_text
     from rlhfkit.models.scorer import RewardScorer
-    from rlhfkit.trainers.loop import atomic_write_text, progress_bar
 
     scorer = RewardScorer(args.model, batch_size=max(args.batch_size, 1), quiet=False)
     if not scorer.trained:
