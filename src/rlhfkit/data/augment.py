@@ -3,7 +3,7 @@
 A reward model only learns the preferences it is shown. One trained on a few hundred real answers has never seen
 degenerate text (a run of one emoji, a phrase repeated to the length cap, word salad) and scores it anywhere; PPO
 then finds that place. On the bundled support data a policy went from real answers to "🌟🌟🌟..." within 8 updates
-because the reward model scored such runs above the starting model's answers (docs/ppo.md, "Measured").
+because the reward model scored such runs above the starting model's answers (docs/experiments/ppo-runs.md, run 3).
 
 Each extra pair puts a degenerate response below a real one of the same prompt: (prompt, winner = the pair's
 *rejected* response, loser = a degenerate version of its chosen response). Below the rejected answer, not only the
