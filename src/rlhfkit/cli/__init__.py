@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# data | model | sft, dpo, rm, ppo | eval, demo | report | generate, label
+# data | model | sft, dpo, rm, ppo | eval, demo | report | generate, label | collect
 _VERB_MODULES = ("rlhfkit.cli.data", "rlhfkit.cli.model", "rlhfkit.cli.train", "rlhfkit.cli.eval",
-                 "rlhfkit.cli.report", "rlhfkit.cli.rlaif")
+                 "rlhfkit.cli.report", "rlhfkit.cli.rlaif", "rlhfkit.cli.collect")
 
 
 def main(argv: list[str] | None = None) -> int:
