@@ -58,7 +58,7 @@ def cmd_sft(args: argparse.Namespace) -> int:
 def cmd_dpo_eval(args: argparse.Namespace) -> int:
     from rlhfkit.eval.preference import eval_dpo
 
-    metrics = eval_dpo(build_config(DPOConfig, args))
+    metrics = eval_dpo(build_config(DPOConfig, args, eval_only=True))
     if args.json:
         print(json.dumps(metrics, indent=1))
     else:
