@@ -55,6 +55,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--secure-cookies", action="store_true", help="mark cookies Secure (behind an HTTPS proxy)")
+    p.add_argument("--access-log", action="store_true",
+                   help="log every request (off by default: a line per request costs CPU under load; "
+                        "warnings and errors are always logged)")
     p.set_defaults(func=cmd_serve)
 
     _project_parsers(cs)
@@ -249,8 +252,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "--secure-cookies", file=sys.stderr)
     store = open_store(args)
     try:
+        # uvicorn logs warnings and errors only (its own start-up lines too, hence ours); --access-log: every request
+        shown_host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"rlhfkit collect: serving {shown_url(db_url(args))} on http://{shown_host}:{args.port} "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
         uvicorn.run(create_app(store, secure_cookies=args.secure_cookies), host=args.host, port=args.port,
-                    log_level="info")
+                    log_level="info" if args.access_log else "warning", access_log=args.access_log)
     finally:
         store.close()
     return 0

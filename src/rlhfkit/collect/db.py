@@ -14,10 +14,12 @@ block in WAL mode).
 Migrations: `MIGRATIONS` is a list of (version, function) applied in order at start-up by `migrate`, each in
 its own transaction that also records the version in `schema_version`. Version 1 creates the tables as
 defined below; a later change to the schema adds a new numbered migration with explicit DDL and updates the
-table definitions here to match.
+table definitions here to match. A new (empty) database is created from those definitions in one step and
+recorded at the latest version; the numbered migrations bring older databases up to it.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Callable
@@ -41,6 +43,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from rlhfkit.errors import RlhfkitError
 
@@ -158,6 +161,8 @@ items = Table(
     UniqueConstraint("project_id", "content_hash", name="uq_items_project_hash"),
 )
 Index("ix_items_claim", items.c.project_id, items.c.status, items.c.is_gold, items.c.id)
+# migration 2: Store.progress counts complete items (n_done >= overlap) from this index, not from the item rows
+ix_items_done = Index("ix_items_done", items.c.project_id, items.c.is_gold, items.c.n_done)
 
 suggestions = Table(
     "suggestions", metadata,
@@ -208,6 +213,8 @@ judgments = Table(
     UniqueConstraint("item_id", "user_id", name="uq_judgments_item_user"),
 )
 Index("ix_judgments_project_user", judgments.c.project_id, judgments.c.user_id)
+# migration 2: Store.progress counts the user's and the project's judgments from this (covering) index, not the rows
+ix_judgments_choice = Index("ix_judgments_progress", judgments.c.project_id, judgments.c.user_id, judgments.c.choice)
 
 judgment_revisions = Table(
     "judgment_revisions", metadata,
@@ -241,8 +248,16 @@ def _v1_create_tables(conn: Connection) -> None:
     metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "schema_version"])
 
 
+def _v2_progress_indexes(conn: Connection) -> None:
+    """Version 2: the two indexes Store.progress counts from (checkfirst: harmless where they exist). Without
+    them every annotate page read all item and judgment rows of the project (~13 ms with 3,500 items on SQLite)."""
+    ix_items_done.create(conn, checkfirst=True)
+    ix_judgments_choice.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_create_tables),
+    (2, _v2_progress_indexes),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -272,6 +287,8 @@ def migrate(engine: Engine) -> int:
             if not pending:
                 return version
             v, fn = pending[0]
+            if version == 0:  # a new database: the definitions above are the latest schema, made in one step
+                fn, v = _v1_create_tables, LATEST
             fn(conn)
             conn.execute(schema_version.insert().values(version=v, applied_ms=int(time.time() * 1000)))
 
@@ -324,7 +341,14 @@ def _sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN")
+        # straight to the driver: the same statement without SQLAlchemy's execution machinery (~0.1 ms a call);
+        # a driver error is wrapped as SQLAlchemy would wrap it ("database is locked" -> OperationalError, which
+        # the store retries)
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION) else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as e:
+            raise DBAPIError.instance(statement, None, e, sqlite3.Error) from e
 
 
 def write_engine(engine: Engine) -> Engine:

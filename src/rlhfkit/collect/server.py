@@ -11,11 +11,13 @@ Every route is declared in ROUTES with its policy, one of
   admin         a logged-in admin (404 for anyone else logged in, so the admin pages do not announce themselves)
   api:<scope>   `Authorization: Bearer <api token>` carrying <scope> (import | export | stats)
 and `create_app` refuses to build when a route has none. Another annotator's assignment or judgment, and a project
-the user is not a member of, answer 404 (never 403). Store calls are synchronous, so each runs in the threadpool
-and 50 annotators waiting on SQLite do not block the event loop.
+the user is not a member of, answer 404 (never 403). Store calls are synchronous, so each runs in a worker thread
+(at most 8 at once, Web.db_threads) and 50 annotators waiting on SQLite do not block the event loop.
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -23,15 +25,17 @@ import math
 import re
 import tempfile
 import unicodedata
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -49,6 +53,9 @@ SKIP_REASONS = ("I cannot judge this (topic or language I do not know)", "A resp
                 "Harmful or offensive content", "Other (say why in the reason box)")
 MAX_REASON_CHARS = 4000
 CHOICE_LABELS = {"left": "A better", "right": "B better", "tie": "Tie", "both_bad": "Both bad", "skip": "Skipped"}
+
+
+_UID = re.compile(r"[A-Za-z0-9_-]{1,100}")  # a well-formed assignment uid in a URL (others: 404 without a lookup)
 
 
 class HttpError(Exception):
@@ -71,11 +78,12 @@ class Ctx:
     project: Any = None         # store Project for routes with {slug}
     form: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    found: Any = None           # on /a/{uid}: Store.assignment_context, read with the session (authorize_session)
     scopes: list[str] = field(default_factory=list)
 
     async def call(self, fn: Callable, *args, **kwargs):
-        """Run a synchronous store call in the threadpool."""
-        return await run_in_threadpool(fn, *args, **kwargs)
+        """Run a synchronous store call in a worker thread, at most `db_threads` at once (Web.db_limiter)."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.web.db_limiter())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +159,9 @@ def columns(rows: list) -> list[str]:
 
 def make_env() -> Environment:
     """Jinja with autoescape ON for every template (not only *.html) and undefined names as errors."""
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, undefined=StrictUndefined)
+    # auto_reload=False: a template is compiled once and not re-checked on disk (a stat per page) while serving
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=True, undefined=StrictUndefined,
+                      auto_reload=False)
     env.filters.update(visible=visible, visible_text=visible_text, number=number, columns=columns)
     env.tests["mapping_list"] = lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
     env.globals.update(transcript=transcript, choice_labels=CHOICE_LABELS)
@@ -175,8 +185,12 @@ class Web:
     """State shared by the handlers: the store, templates, static files, the login limiter and the caps."""
 
     def __init__(self, store, *, secure_cookies: bool, form_max_bytes: int, import_max_bytes: int,
-                 login_failures_per_minute: int):
+                 login_failures_per_minute: int, db_threads: int = 8):
         self.store = store
+        # store calls in flight at once: SQLite has one writer and reads take well under a millisecond, so more
+        # threads only contend for the GIL and the write lock (50 annotators: ~40 threads, each query a handoff)
+        self.db_threads = db_threads
+        self._limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.secure_cookies = secure_cookies
         self.form_max_bytes, self.import_max_bytes = form_max_bytes, import_max_bytes
         self.limiter = security.LoginLimiter(max_failures=login_failures_per_minute)
@@ -187,6 +201,14 @@ class Web:
             self.static[name] = ((HERE / "static" / name).read_bytes(), media)
         digest = hashlib.sha256(b"".join(data for data, _ in self.static.values())).hexdigest()[:10]
         self.env.globals["static_version"] = digest
+
+    def db_limiter(self) -> CapacityLimiter:
+        """The worker-thread limit of the running event loop (one per loop: tests run the app on several)."""
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = CapacityLimiter(self.db_threads)
+        return limiter
 
     def page(self, ctx: Ctx, template: str, status: int = 200, **values) -> HTMLResponse:
         values.setdefault("user", ctx.user)
@@ -229,10 +251,21 @@ async def parse_form(ctx: Ctx) -> dict[str, str]:
 
 
 async def authorize_session(ctx: Ctx, policy: str) -> None:
-    """Cookie session -> user; admin role for admin routes; CSRF + Origin on POST; membership for {slug}."""
+    """Cookie session -> user; admin role for admin routes; CSRF + Origin on POST; membership for {slug}.
+    On a {slug} route the session, the project and the membership come from one store read (session_project),
+    on /a/{uid} the session and the assignment's context (session_assignment; own_assignment checks it), fresh
+    for every request; everything is checked in the same order as ever."""
     web, request = ctx.web, ctx.request
     ctx.token = request.cookies.get(security.SESSION_COOKIE)
-    info = await ctx.call(web.store.session, ctx.token) if ctx.token else None
+    slug, uid = request.path_params.get("slug"), request.path_params.get("uid")
+    info, project, member = None, None, False
+    if ctx.token and slug is not None:
+        info, project, member = await ctx.call(web.store.session_project, ctx.token, slug)
+    elif ctx.token and uid is not None and _UID.fullmatch(uid) is not None:
+        info, ctx.found = await ctx.call(web.store.session_assignment, ctx.token, uid,
+                                         with_progress=request.method == "GET")
+    elif ctx.token:
+        info = await ctx.call(web.store.session, ctx.token)
     if info is None or info.user.disabled:
         raise HttpError(401, "You are not logged in: open the login link your admin gave you.")
     ctx.session, ctx.user = info, info.user
@@ -244,12 +277,11 @@ async def authorize_session(ctx: Ctx, policy: str) -> None:
             raise HttpError(403, "This form was not sent from this site (Origin/Referer check failed).")
         if not security.csrf_ok(info.csrf, ctx.form.get("csrf")):
             raise HttpError(403, "The form's security token is missing or out of date: reload the page and retry.")
-    slug = request.path_params.get("slug")
     if slug is not None:
-        ctx.project = await ctx.call(web.store.project, slug)
+        ctx.project = project
         if ctx.project is None:
             raise HttpError(404, "Not found.")
-        if policy == "annotator" and not await ctx.call(web.store.is_member, ctx.project.id, ctx.user.id):
+        if policy == "annotator" and not member:
             raise HttpError(404, "Not found.")
 
 
@@ -379,31 +411,33 @@ async def next_item(ctx: Ctx) -> Response:
     return ctx.web.page(ctx, "done.html", project=project, progress=progress)
 
 
-async def own_assignment(ctx: Ctx):
-    """The assignment in the URL and its project, or 404 when it is not this user's (or they left the project)."""
-    store = ctx.web.store
-    uid = ctx.request.path_params["uid"]
-    well_formed = re.fullmatch(r"[A-Za-z0-9_-]{1,100}", uid) is not None
-    assignment = await ctx.call(store.assignment, uid, ctx.user.id) if well_formed else None
-    if assignment is None:
+def own_assignment(ctx: Ctx):
+    """(assignment in the URL, its project, the user's progress there on a GET, else None), or 404 when the uid is
+    malformed or not this user's (or they left the project). Read with the session by authorize_session
+    (Store.session_assignment), fresh for every request."""
+    found = ctx.found
+    if found is None:
         raise HttpError(404, "Not found.")
-    project = await ctx.call(store.project_by_id, assignment.project_id)
-    if project is None or not await ctx.call(store.is_member, project.id, ctx.user.id):
+    assignment, project, member, progress = found
+    if project is None or not member:
         raise HttpError(404, "Not found.")
-    return assignment, project
+    return assignment, project, progress
 
 
-async def render_annotate(ctx: Ctx, assignment, project, *, error: str = "", status: int = 200) -> Response:
-    progress = progress_view(project, await ctx.call(ctx.web.store.progress, project.id, ctx.user.id))
-    return ctx.web.page(ctx, "annotate.html", status=status, a=assignment, project=project, progress=progress,
-                        error=error, form=ctx.form, skip_reasons=SKIP_REASONS)
+async def render_annotate(ctx: Ctx, assignment, project, *, error: str = "", status: int = 200,
+                          progress: dict | None = None) -> Response:
+    if progress is None:
+        progress = await ctx.call(ctx.web.store.progress, project.id, ctx.user.id)
+    return ctx.web.page(ctx, "annotate.html", status=status, a=assignment, project=project,
+                        progress=progress_view(project, progress), error=error, form=ctx.form,
+                        skip_reasons=SKIP_REASONS)
 
 
 async def annotate_page(ctx: Ctx) -> Response:
-    assignment, project = await own_assignment(ctx)
+    assignment, project, progress = own_assignment(ctx)
     if assignment.state in ("done", "skipped"):  # back button / old tab: go on to the next item
         return RedirectResponse(f"/p/{project.slug}/next", status_code=303)
-    return await render_annotate(ctx, assignment, project)
+    return await render_annotate(ctx, assignment, project, progress=progress)
 
 
 def clean_reason(text: str | None) -> str | None:
@@ -443,7 +477,7 @@ def parse_client_ms(value: str | None) -> int | None:
 async def annotate_submit(ctx: Ctx) -> Response:
     """Store a judgment (or a skip) and go on: 303 -> /p/{slug}/next, also when this is a repeat of a stored one."""
     store = ctx.web.store
-    assignment, project = await own_assignment(ctx)
+    assignment, project, _ = own_assignment(ctx)
     form, uid = ctx.form, assignment.uid
     nonce = form.get("nonce", "")
     if assignment.state in ("done", "skipped"):  # a repeat (double click, back button, second tab): nothing to do

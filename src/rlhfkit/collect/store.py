@@ -34,6 +34,7 @@ hex digest is stored, so a copy of the database lets nobody log in.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -47,9 +48,9 @@ from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import Integer, and_, bindparam, case, exists, func, select
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoResultFound
 
 from rlhfkit.collect import db
 from rlhfkit.collect.db import (
@@ -253,6 +254,115 @@ def _check_screen_choice(screen_choice: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# statements built once (the per-request reads and the annotation transactions): SQLAlchemy then neither
+# rebuilds the expression nor recomputes its cache key on every call; values are bound by name at execution
+# ----------------------------------------------------------------------------------------------
+_SESSION = (select(sessions.c.csrf, sessions.c.expires_ms, users).join(users, users.c.id == sessions.c.user_id)
+            .where(sessions.c.token_hash == bindparam("b_hash"), sessions.c.revoked.is_(False),
+                   sessions.c.expires_ms > bindparam("b_now"), users.c.disabled.is_(False)))
+_PROJECT_BY_SLUG = select(projects).where(projects.c.slug == bindparam("b_slug"))
+_PROJECT_BY_ID = select(projects).where(projects.c.id == bindparam("b_pid"))
+_MEMBER = select(project_members.c.user_id).where(project_members.c.project_id == bindparam("b_pid"),
+                                                  project_members.c.user_id == bindparam("b_uid"))
+_ASSIGNMENT_BY_UID = select(assignments).where(assignments.c.uid == bindparam("b_uid"))
+# an assignment with its item's texts (assignment_context)
+_ASSIGNMENT_WITH_ITEM = (select(assignments, items.c.prompt, items.c.response_a, items.c.response_b,
+                                items.c.is_gold)
+                         .join(items, items.c.id == assignments.c.item_id)
+                         .where(assignments.c.uid == bindparam("b_uid")))
+# a project by id and whether the user is a member of it (assignment_context)
+_PROJECT_AND_MEMBER = select(projects, _MEMBER.exists().label("is_member")).where(projects.c.id == bindparam("b_pid"))
+_ITEM_TEXTS = (select(items.c.prompt, items.c.response_a, items.c.response_b, items.c.is_gold)
+               .where(items.c.id == bindparam("b_item")))
+_MINE = and_(judgments.c.project_id == bindparam("b_pid"), judgments.c.user_id == bindparam("b_uid"))
+_REGULAR_ITEMS = and_(items.c.project_id == bindparam("b_pid"), items.c.is_gold.is_(False))
+_OVERLAP = select(projects.c.overlap).where(projects.c.id == bindparam("b_pid")).scalar_subquery()
+
+
+def _count_of(*where) -> Any:
+    return select(func.count()).where(*where).scalar_subquery()
+
+
+# Store.progress in one statement, every count from an index (migration 2); overlap NULL: no such project
+_PROGRESS = select(
+    _OVERLAP.label("overlap"),
+    _count_of(_MINE, judgments.c.choice != "skip").label("done_by_user"),
+    _count_of(_MINE, judgments.c.choice == "skip").label("skipped_by_user"),
+    _count_of(_REGULAR_ITEMS).label("items"),
+    _count_of(_REGULAR_ITEMS, items.c.n_done >= _OVERLAP).label("items_complete"),
+    _count_of(judgments.c.project_id == bindparam("b_pid"), judgments.c.choice != "skip").label("judgments"))
+_LOCK_USER = select(users.c.id, users.c.disabled).where(users.c.id == bindparam("b_uid")).with_for_update()
+_RELEASE = (items.update().where(items.c.id == bindparam("b_item"))
+            .values(n_active=items.c.n_active - bindparam("b_n")))
+_EXPIRE = (assignments.update()
+           .where(assignments.c.project_id == bindparam("b_pid"), assignments.c.state == "active",
+                  assignments.c.expires_ms <= bindparam("b_now"))
+           .values(state="expired", finished_ms=bindparam("b_now"))
+           .returning(assignments.c.item_id))
+_MINE_ACTIVE = (select(assignments).where(assignments.c.project_id == bindparam("b_pid"),
+                                          assignments.c.user_id == bindparam("b_uid"), assignments.c.state == "active")
+                .order_by(assignments.c.id).limit(1))
+_ROOM = items.c.n_active + items.c.n_done < bindparam("b_overlap")
+_CANDIDATES = (select(items.c.id).where(items.c.project_id == bindparam("b_pid"), items.c.status == "open",
+                                        items.c.is_gold.is_(False), _ROOM,
+                                        ~exists().where(assignments.c.item_id == items.c.id,
+                                                        assignments.c.user_id == bindparam("b_uid"),
+                                                        assignments.c.project_id == bindparam("b_pid")))
+               .order_by(items.c.id).limit(CLAIM_BATCH))
+_CLAIM = (items.update().where(items.c.id == bindparam("b_item"), _ROOM, items.c.status == "open")
+          .values(n_active=items.c.n_active + 1))
+_INSERT_ASSIGNMENT = assignments.insert()
+_ASSIGNMENT_FOR_UPDATE = select(assignments).where(assignments.c.uid == bindparam("b_uid")).with_for_update()
+_JUDGMENT_OF = select(judgments.c.id, judgments.c.choice).where(judgments.c.assignment_id == bindparam("b_aid"))
+_ITEM_GOLD = select(items.c.is_gold, items.c.gold_answer).where(items.c.id == bindparam("b_item"))
+_FINISH_ASSIGNMENT = (assignments.update().where(assignments.c.id == bindparam("b_aid"),
+                                                 assignments.c.state == bindparam("b_state"))
+                      .values(state=bindparam("b_new_state"), finished_ms=bindparam("b_now")))
+_INSERT_JUDGMENT = judgments.insert()
+
+
+def _session(conn: Connection, token: str, now: int) -> Optional[SessionInfo]:
+    row = conn.execute(_SESSION, {"b_hash": token_hash(token), "b_now": now}).first()
+    return None if row is None else SessionInfo(_user(row), row.csrf, row.expires_ms)
+
+
+def _project_of(conn: Connection, *, slug: Optional[str] = None, pid: Optional[int] = None) -> Optional[Project]:
+    """The project with this slug (or id), or None."""
+    if slug is not None:
+        row = conn.execute(_PROJECT_BY_SLUG, {"b_slug": slug}).first()
+    else:
+        row = conn.execute(_PROJECT_BY_ID, {"b_pid": pid}).first()
+    return None if row is None else _project(row)
+
+
+def _is_member(conn: Connection, project_id: int, user_id: int) -> bool:
+    return conn.execute(_MEMBER, {"b_pid": project_id, "b_uid": user_id}).first() is not None
+
+
+def _assignment_context(conn: Connection, uid: str, user_id: int, with_progress: bool, now: int) -> Optional[tuple]:
+    """Store.assignment_context on an open connection."""
+    row = conn.execute(_ASSIGNMENT_WITH_ITEM, {"b_uid": uid}).first()
+    if row is None or row.user_id != user_id:
+        return None
+    found = _assignment_of(row, row, now)
+    prow = conn.execute(_PROJECT_AND_MEMBER, {"b_pid": found.project_id, "b_uid": user_id}).first()
+    project = None if prow is None else _project(prow)
+    member = prow is not None and bool(prow.is_member)
+    progress = _progress(conn, project.id, user_id) if with_progress and member else None
+    return found, project, member, progress
+
+
+def _progress(conn: Connection, project_id: int, user_id: int) -> dict:
+    """Store.progress on an open connection: one statement (_PROGRESS). NoResultFound for an unknown project,
+    as its former first query (`SELECT overlap ...`).scalar_one() raised."""
+    row = conn.execute(_PROGRESS, {"b_pid": project_id, "b_uid": user_id}).one()
+    if row.overlap is None:
+        raise NoResultFound("No row was found when one was required")
+    return {"done_by_user": row.done_by_user, "skipped_by_user": row.skipped_by_user, "items": row.items,
+            "items_complete": row.items_complete, "judgments": row.judgments}
+
+
+# ----------------------------------------------------------------------------------------------
 # the store
 # ----------------------------------------------------------------------------------------------
 class Store:
@@ -428,11 +538,25 @@ class Store:
         now = now_ms if now_ms is not None else wall_ms()
         if not isinstance(token, str) or not token:
             return None
-        row = self._read(lambda c: c.execute(
-            select(sessions.c.csrf, sessions.c.expires_ms, users).join(users, users.c.id == sessions.c.user_id)
-            .where(sessions.c.token_hash == token_hash(token), sessions.c.revoked.is_(False),
-                   sessions.c.expires_ms > now, users.c.disabled.is_(False))).first())
-        return None if row is None else SessionInfo(_user(row), row.csrf, row.expires_ms)
+        return self._read(lambda c: _session(c, token, now))
+
+    def session_project(self, token: str, slug: str,
+                        now_ms: Optional[int] = None) -> tuple[Optional[SessionInfo], Optional[Project], bool]:
+        """(session, project, is_member) in one read, for a request on a route with {slug}: session() of the
+        token, then (only when that session is live) project(slug) and is_member(project, user); (None, None,
+        False) for no live session. The web app checks them in the order it always did."""
+        now = now_ms if now_ms is not None else wall_ms()
+        if not isinstance(token, str) or not token:
+            return None, None, False
+
+        def read(conn: Connection) -> tuple:
+            info = _session(conn, token, now)
+            if info is None:
+                return None, None, False
+            project = _project_of(conn, slug=slug)
+            return info, project, project is not None and _is_member(conn, project.id, info.user.id)
+
+        return self._read(read)
 
     def end_session(self, token: str) -> None:
         self._write(lambda c: c.execute(sessions.update().where(sessions.c.token_hash == token_hash(token))
@@ -488,12 +612,10 @@ class Store:
         return self.project_by_id(pid)
 
     def project(self, slug: str) -> Optional[Project]:
-        row = self._read(lambda c: c.execute(select(projects).where(projects.c.slug == slug)).first())
-        return None if row is None else _project(row)
+        return self._read(lambda c: _project_of(c, slug=slug))
 
     def project_by_id(self, pid: int) -> Optional[Project]:
-        row = self._read(lambda c: c.execute(select(projects).where(projects.c.id == pid)).first())
-        return None if row is None else _project(row)
+        return self._read(lambda c: _project_of(c, pid=pid))
 
     def projects(self, user_id: Optional[int] = None) -> list[Project]:
         """All projects (user_id None) or the user's memberships, oldest first."""
@@ -519,9 +641,7 @@ class Store:
         self._write(add, retry_integrity=True)
 
     def is_member(self, project_id: int, user_id: int) -> bool:
-        query = select(project_members.c.user_id).where(project_members.c.project_id == project_id,
-                                                        project_members.c.user_id == user_id)
-        return self._read(lambda c: c.execute(query).first()) is not None
+        return self._read(lambda c: _is_member(c, project_id, user_id))
 
     # -- items -----------------------------------------------------------------------------------
     def add_items(self, project_id: int, new_items: Iterable[NewItem]) -> dict:
@@ -550,10 +670,37 @@ class Store:
             return None
 
         def read(conn: Connection) -> Optional[Assignment]:
-            row = conn.execute(select(assignments).where(assignments.c.uid == uid)).first()
+            row = conn.execute(_ASSIGNMENT_BY_UID, {"b_uid": uid}).first()
             if row is None or row.user_id != user_id:
                 return None
             return _assignment(conn, row, now)
+
+        return self._read(read)
+
+    def assignment_context(self, uid: str, user_id: int, *, with_progress: bool = False,
+                           now_ms: Optional[int] = None) -> Optional[tuple[Assignment, Optional[Project], bool,
+                                                                          Optional[dict]]]:
+        """(assignment, its project, is_member(project, user), progress(project, user) or None) in one read, for
+        the annotate routes: assignment(uid, user_id), then project_by_id and is_member of its project, then (when
+        asked and the user is a member) progress. None exactly when assignment() would give None."""
+        now = now_ms if now_ms is not None else wall_ms()
+        if not isinstance(uid, str):
+            return None
+        return self._read(lambda c: _assignment_context(c, uid, user_id, with_progress, now))
+
+    def session_assignment(self, token: str, uid: str, *, with_progress: bool = False,
+                           now_ms: Optional[int] = None) -> tuple[Optional[SessionInfo], Optional[tuple]]:
+        """(session(token), assignment_context(uid, that session's user, with_progress)) in one read, for the
+        annotate routes; the context is read only for a live session: (None, None) otherwise."""
+        now = now_ms if now_ms is not None else wall_ms()
+        if not isinstance(token, str) or not token:
+            return None, None
+
+        def read(conn: Connection) -> tuple:
+            info = _session(conn, token, now)
+            if info is None or not isinstance(uid, str):
+                return info, None
+            return info, _assignment_context(conn, uid, info.user.id, with_progress, now)
 
         return self._read(read)
 
@@ -602,23 +749,7 @@ class Store:
         """{"done_by_user": the user's judgments (not skips), "skipped_by_user", "items": non-gold items,
         "items_complete": non-gold items with overlap judgments, "judgments": all judgments (not skips)}."""
 
-        def read(conn: Connection) -> dict:
-            overlap = conn.execute(select(projects.c.overlap).where(projects.c.id == project_id)).scalar_one()
-            mine = conn.execute(select(judgments.c.choice, func.count())
-                                .where(judgments.c.project_id == project_id, judgments.c.user_id == user_id)
-                                .group_by(judgments.c.choice)).all()
-            counts = Counter()
-            for choice, n in mine:
-                counts[choice == "skip"] += n
-            regular = and_(items.c.project_id == project_id, items.c.is_gold.is_(False))
-            n_items = conn.execute(select(func.count()).where(regular)).scalar_one()
-            complete = conn.execute(select(func.count()).where(regular, items.c.n_done >= overlap)).scalar_one()
-            total = conn.execute(select(func.count()).where(judgments.c.project_id == project_id,
-                                                            judgments.c.choice != "skip")).scalar_one()
-            return {"done_by_user": counts.get(False, 0), "skipped_by_user": counts.get(True, 0), "items": n_items,
-                    "items_complete": complete, "judgments": total}
-
-        return self._read(read)
+        return self._read(lambda c: _progress(c, project_id, user_id))
 
     # -- reads for quality and export ------------------------------------------------------------
     def item_rows(self, project_id: int) -> list[dict]:
@@ -783,35 +914,28 @@ def _insert_items(conn: Connection, project_id: int, rows: list[dict], hidden: l
 def _release(conn: Connection, item_ids: list[int]) -> None:
     """Give back one slot per listed item id (an id listed twice gives back two); ids in order (fewer deadlocks)."""
     for item_id, n in sorted(Counter(item_ids).items()):
-        conn.execute(items.update().where(items.c.id == item_id).values(n_active=items.c.n_active - n))
+        conn.execute(_RELEASE, {"b_item": item_id, "b_n": n})
 
 
 def _expire_stale(conn: Connection, project_id: int, now: int) -> None:
     """Step 1: leases of the project past their expiry become "expired" and release their slots. The UPDATE
     returns exactly the rows it changed, so two concurrent sweeps never release the same slot twice."""
-    expired = conn.execute(assignments.update()
-                           .where(assignments.c.project_id == project_id, assignments.c.state == "active",
-                                  assignments.c.expires_ms <= now)
-                           .values(state="expired", finished_ms=now)
-                           .returning(assignments.c.item_id)).all()
+    expired = conn.execute(_EXPIRE, {"b_pid": project_id, "b_now": now}).all()
     _release(conn, [r.item_id for r in expired])
 
 
 def _next(conn: Connection, project_id: int, user_id: int, now: int) -> Optional[Assignment]:
     # the user's row lock serialises one user's concurrent requests on PostgreSQL (two tabs: one lease)
-    user = conn.execute(select(users.c.id, users.c.disabled).where(users.c.id == user_id).with_for_update()).first()
+    user = conn.execute(_LOCK_USER, {"b_uid": user_id}).first()
     if user is None or user.disabled:
         return None
-    prow = conn.execute(select(projects).where(projects.c.id == project_id)).first()
-    if prow is None:
+    project = _project_of(conn, pid=project_id)
+    if project is None:
         raise RlhfkitError(f"no project with id {project_id}")
-    project = _project(prow)
     # 1. expire stale leases, release their slots
     _expire_stale(conn, project_id, now)
     # 2. the user's own active lease
-    mine = conn.execute(select(assignments).where(assignments.c.project_id == project_id,
-                                                  assignments.c.user_id == user_id, assignments.c.state == "active")
-                        .order_by(assignments.c.id).limit(1)).first()
+    mine = conn.execute(_MINE_ACTIVE, {"b_pid": project_id, "b_uid": user_id}).first()
     if mine is not None:
         return _assignment(conn, mine, now)
     # 3. a due gold item, else 4. a claimed slot
@@ -827,7 +951,7 @@ def _next(conn: Connection, project_id: int, user_id: int, now: int) -> Optional
     values = {"uid": secrets.token_hex(16), "project_id": project_id, "item_id": item_id, "user_id": user_id,
               "left_is_a": left_is_a, "state": "active", "nonce": secrets.token_urlsafe(16),
               "expires_ms": now + project.lease_seconds * 1000, "created_ms": now}
-    conn.execute(assignments.insert().values(**values))
+    conn.execute(_INSERT_ASSIGNMENT, values)
     return _assignment(conn, SimpleNamespace(**values), now)
 
 
@@ -872,17 +996,13 @@ def _claim_slot(conn: Connection, project: Project, user_id: int) -> Optional[in
     """Step 4: the first candidate item whose conditional increment of n_active changes one row."""
     if not _under_cap(conn, project, user_id):
         return None
-    room = items.c.n_active + items.c.n_done < project.overlap
-    candidates = (select(items.c.id).where(items.c.project_id == project.id, items.c.status == "open",
-                                           items.c.is_gold.is_(False), room, _unseen(user_id, project.id))
-                  .order_by(items.c.id).limit(CLAIM_BATCH))
+    values = {"b_pid": project.id, "b_uid": user_id, "b_overlap": project.overlap}
     for _ in range(100):  # rounds: on PostgreSQL other annotators may take a whole batch meanwhile
-        ids = conn.execute(candidates).scalars().all()
+        ids = conn.execute(_CANDIDATES, values).scalars().all()
         if not ids:
             return None
         for item_id in ids:
-            claimed = conn.execute(items.update().where(items.c.id == item_id, room, items.c.status == "open")
-                                   .values(n_active=items.c.n_active + 1))
+            claimed = conn.execute(_CLAIM, {"b_item": item_id, "b_overlap": project.overlap})
             if claimed.rowcount == 1:
                 return item_id
     return None
@@ -890,8 +1010,11 @@ def _claim_slot(conn: Connection, project: Project, user_id: int) -> Optional[in
 
 def _assignment(conn: Connection, row: Any, now: int) -> Assignment:
     """An assignments row (or the values just inserted) -> Assignment, with the item's texts on their sides."""
-    item = conn.execute(select(items.c.prompt, items.c.response_a, items.c.response_b, items.c.is_gold)
-                        .where(items.c.id == row.item_id)).one()
+    return _assignment_of(row, conn.execute(_ITEM_TEXTS, {"b_item": row.item_id}).one(), now)
+
+
+def _assignment_of(row: Any, item: Any, now: int) -> Assignment:
+    """An assignments row and its item's texts (prompt, response_a, response_b, is_gold) -> Assignment."""
     left, right = (item.response_a, item.response_b) if row.left_is_a else (item.response_b, item.response_a)
     state = "expired" if row.state == "active" and row.expires_ms <= now else row.state
     return Assignment(row.uid, row.item_id, row.project_id, row.user_id, json.loads(item.prompt), left, right,
@@ -910,29 +1033,29 @@ def _client_ms(value: Optional[int]) -> Optional[int]:
 
 def _finish(conn: Connection, uid: str, user_id: int, nonce: str, answer: dict, now: int) -> Optional[SubmitResult]:
     """Submit or skip (answer["screen_choice"] == "skip") one assignment; module doc for the rules."""
-    a = conn.execute(select(assignments).where(assignments.c.uid == uid).with_for_update()).first()
+    a = conn.execute(_ASSIGNMENT_FOR_UPDATE, {"b_uid": uid}).first()
     if a is None or a.user_id != user_id:
         return None
     if not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), a.nonce.encode()):
         raise RlhfkitError("this form is out of date (its nonce does not match the assignment); reload the page")
-    done = conn.execute(select(judgments.c.id, judgments.c.choice).where(judgments.c.assignment_id == a.id)).first()
+    done = conn.execute(_JUDGMENT_OF, {"b_aid": a.id}).first()
     if done is not None:
         return SubmitResult("duplicate", done.id, done.choice)
-    item = conn.execute(select(items.c.is_gold, items.c.gold_answer).where(items.c.id == a.item_id)).one()
-    prow = conn.execute(select(projects).where(projects.c.id == a.project_id)).one()
+    item = conn.execute(_ITEM_GOLD, {"b_item": a.item_id}).one()
+    prow = conn.execute(_PROJECT_BY_ID, {"b_pid": a.project_id}).one()
     skip = answer["screen_choice"] == "skip"
     if not skip and prow.reason == "required" and not answer["reason"]:
         raise RlhfkitError("this project asks for a reason with every judgment")
     choice = "skip" if skip else canonical_choice(answer["screen_choice"], bool(a.left_is_a))
     was_active = a.state == "active"
     late = not was_active or a.expires_ms <= now
-    moved = conn.execute(assignments.update().where(assignments.c.id == a.id, assignments.c.state == a.state)
-                         .values(state="skipped" if skip else "done", finished_ms=now))
+    moved = conn.execute(_FINISH_ASSIGNMENT, {"b_aid": a.id, "b_state": a.state,
+                                              "b_new_state": "skipped" if skip else "done", "b_now": now})
     if moved.rowcount != 1:
         raise RlhfkitError("the assignment changed while it was being submitted; submit again")
     _count(conn, a.item_id, prow, was_active=was_active, skip=skip)
     gold_correct = None if skip or not item.is_gold else choice == item.gold_answer
-    jid = conn.execute(judgments.insert().values(
+    jid = conn.execute(_INSERT_JUDGMENT, dict(
         project_id=a.project_id, item_id=a.item_id, user_id=user_id, assignment_id=a.id, choice=choice,
         screen_choice=answer["screen_choice"], left_is_a=bool(a.left_is_a), strength=answer["strength"],
         reason=answer["reason"], late=late, gold_correct=gold_correct, client_ms=answer["client_ms"],
@@ -942,19 +1065,33 @@ def _finish(conn: Connection, uid: str, user_id: int, nonce: str, answer: dict, 
 
 def _count(conn: Connection, item_id: int, prow: Row, *, was_active: bool, skip: bool) -> None:
     """Move the item's counters for one finished assignment (and its status: full, or retired after K skips)."""
+    retire = skip and prow.retire_after_skips is not None
+    params = {"b_item": item_id}
+    if retire:
+        params["b_retire"] = prow.retire_after_skips
+    elif not skip:
+        params["b_overlap"] = prow.overlap
+    conn.execute(_count_statement(was_active, skip, retire), params)
+
+
+@functools.lru_cache(maxsize=None)
+def _count_statement(was_active: bool, skip: bool, retire: bool):
+    """The UPDATE of _count for one case, built once (values bound at execution: b_item, b_overlap, b_retire)."""
     values: dict = {}
     if was_active:
         values["n_active"] = items.c.n_active - 1
     if skip:
         values["n_skips"] = items.c.n_skips + 1
-        if prow.retire_after_skips is not None:
-            values["status"] = case((and_(items.c.status == "open", items.c.n_skips + 1 >= prow.retire_after_skips),
-                                     "retired"), else_=items.c.status)
+        if retire:
+            values["status"] = case((and_(items.c.status == "open",
+                                          items.c.n_skips + 1 >= bindparam("b_retire", type_=Integer)), "retired"),
+                                    else_=items.c.status)
     else:
         values["n_done"] = items.c.n_done + 1
         values["status"] = case((and_(items.c.status == "open", items.c.is_gold.is_(False),
-                                      items.c.n_done + 1 >= prow.overlap), "full"), else_=items.c.status)
-    conn.execute(items.update().where(items.c.id == item_id).values(**values))
+                                      items.c.n_done + 1 >= bindparam("b_overlap", type_=Integer)), "full"),
+                                else_=items.c.status)
+    return items.update().where(items.c.id == bindparam("b_item")).values(**values)
 
 
 def _revise(conn: Connection, judgment_id: int, user_id: int, answer: dict, now: int) -> bool:
