@@ -66,7 +66,8 @@ def test_model_show_default_offline(monkeypatch, capsys):
     assert "bundled GGUF" in out.out and "134,515,008" in out.out
     assert "chat template:  yes" in out.out and "'<|im_end|>'" in out.out
     assert "using the bundled default model" in out.err       # says on stderr which weights it used
-    assert elapsed < 2.0, f"second load took {elapsed:.2f} s"
+    # converting takes ~30 s; a cached load is ~1 s alone and stays well under 10 s on a busy machine
+    assert elapsed < 10.0, f"second load took {elapsed:.2f} s"
     assert resolve_model(DEFAULT_MODEL).path == resolve_model(None).path
 
 
